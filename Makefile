@@ -1,0 +1,90 @@
+# rpcwire developer commands. `make help` lists them.
+# Everything runs inside .venv, which these targets create; nothing has to be installed by hand.
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+VENV ?= .venv
+PYTHON ?= python3
+VPY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Every pip call (ours and maturin's) resolves against the pinned set.
+export PIP_CONSTRAINT := $(abspath requirements/constraints.txt)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.tools: requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q maturin
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.tools ## venv + the extension (dev build) + test and lint tools
+	rm -f python/rpcwire/*.so
+	maturin develop -q --profile fastbuild --extras dev
+
+.PHONY: build-dev
+build-dev: $(VENV)/.tools ## rebuild the extension in place (optimised, quick to link)
+	rm -f python/rpcwire/*.so
+	maturin develop -q --profile fastbuild --skip-install
+
+.PHONY: build-prod
+build-prod: $(VENV)/.tools ## release build (fat LTO) with the bench extras: what benchmarks run on
+	rm -f python/rpcwire/*.so
+	maturin develop -q --release --extras bench,plot,mcp,fastmcp,uvloop
+
+.PHONY: format
+format: ## ruff fix + format, cargo fmt
+	ruff check --fix python tests benches
+	ruff format python tests benches
+	cargo fmt
+
+.PHONY: lint-python
+lint-python: ## ruff, ruff format --check, mypy --strict, stubtest
+	ruff check python tests benches
+	ruff format --check python tests benches
+	mypy
+	$(VPY) -m mypy.stubtest rpcwire._core --allowlist .mypy-stubtest-allowlist
+
+.PHONY: lint-rust
+lint-rust: ## cargo fmt --check, clippy -D warnings (with and without the binding)
+	cargo fmt --check
+	cargo clippy -q --all-targets -- -D warnings
+	cargo clippy -q --all-targets --no-default-features -- -D warnings
+
+.PHONY: lint
+lint: lint-python lint-rust ## all linters
+
+.PHONY: test-rust
+test-rust: ## the pure Rust core, no Python
+	$(CARGO_TEST) --no-default-features
+
+.PHONY: test-python
+test-python: ## pytest: tests/ and a smoke run of benches/
+	$(VPY) -m pytest tests benches -p no:cacheprovider
+
+.PHONY: test-quick
+test-quick: build-dev ## pytest without the slow tests
+	$(VPY) -m pytest tests -m "not slow" -x -q
+
+.PHONY: test
+test: install lint test-rust test-python ## what .ci/run does: install, lint, Rust tests, the whole pytest suite
+
+.PHONY: bench
+bench: build-prod ## pytest-benchmark suites (release build)
+	$(VPY) -m pytest benches --benchmark-enable --benchmark-min-time=0.05 --benchmark-disable-gc --benchmark-columns=min,median,ops
+
+.PHONY: bench-rust
+bench-rust: ## criterion benches of the pure core
+	cargo bench --no-default-features
+
+.PHONY: bench-quick
+bench-quick: build-prod ## the main job: a quick `rpcwire bench`
+	rpcwire bench --quick
+
+.PHONY: all
+all: format build-dev lint test-rust test-python ## format, build, lint, test

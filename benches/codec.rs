@@ -1,0 +1,2 @@
+//! Criterion benches of the pure core (being written).
+fn main() {}

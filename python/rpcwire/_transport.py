@@ -1,0 +1,6 @@
+"""(being written: issue 4)"""
+
+from typing import Any
+
+Transport: Any = None
+TransportStats: Any = None
