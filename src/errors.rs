@@ -51,19 +51,27 @@ impl CodecError {
     /// True for the errors that end a stream (and poison the codec).
     #[must_use]
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::FrameTooLarge { .. } | Self::Framing { .. } | Self::Decrypt { .. })
+        matches!(
+            self,
+            Self::FrameTooLarge { .. } | Self::Framing { .. } | Self::Decrypt { .. }
+        )
     }
 
     #[cold]
     #[inline(never)]
     pub fn framing(message: impl Into<String>, offset: u64) -> Self {
-        Self::Framing { message: message.into(), offset }
+        Self::Framing {
+            message: message.into(),
+            offset,
+        }
     }
 
     #[cold]
     #[inline(never)]
     pub fn decrypt(message: impl Into<String>) -> Self {
-        Self::Decrypt { message: message.into() }
+        Self::Decrypt {
+            message: message.into(),
+        }
     }
 
     #[cold]
@@ -89,7 +97,10 @@ impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::FrameTooLarge { size, limit, offset } => {
-                write!(f, "frame of {size} bytes exceeds max_frame_size {limit} (at byte {offset})")
+                write!(
+                    f,
+                    "frame of {size} bytes exceeds max_frame_size {limit} (at byte {offset})"
+                )
             }
             Self::Framing { message, offset } => write!(f, "{message} (at byte {offset})"),
             Self::Decrypt { message } | Self::Usage(message) => f.write_str(message),
@@ -109,7 +120,12 @@ mod tests {
     fn fatal_errors_are_the_stream_errors() {
         assert!(CodecError::framing("x", 0).is_fatal());
         assert!(CodecError::decrypt("x").is_fatal());
-        assert!(CodecError::FrameTooLarge { size: 2, limit: 1, offset: 0 }.is_fatal());
+        assert!(CodecError::FrameTooLarge {
+            size: 2,
+            limit: 1,
+            offset: 0
+        }
+        .is_fatal());
         assert!(!CodecError::parse("x").is_fatal());
         assert!(!CodecError::invalid("x").is_fatal());
         assert!(!CodecError::usage("x").is_fatal());
@@ -117,7 +133,11 @@ mod tests {
 
     #[test]
     fn display_names_sizes_and_offsets() {
-        let e = CodecError::FrameTooLarge { size: 20, limit: 10, offset: 7 };
+        let e = CodecError::FrameTooLarge {
+            size: 20,
+            limit: 10,
+            offset: 7,
+        };
         assert_eq!(e.to_string(), "frame of 20 bytes exceeds max_frame_size 10 (at byte 7)");
         assert_eq!(CodecError::framing("bad", 3).to_string(), "bad (at byte 3)");
     }

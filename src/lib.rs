@@ -1,7 +1,7 @@
 //! rpcwire: a sans-IO JSON-RPC 2.0 codec.
 //!
 //! The pure modules (`framing`, `envelope`, `compress`, `crypto`, `jsonrpc`, `errors`) never touch Python;
-//! `cargo test --no-default-features` builds and tests them alone. The `py_*` modules are the PyO3 binding.
+//! `cargo test --no-default-features` builds and tests them alone. The `py_*` modules are the `PyO3` binding.
 pub mod compress;
 pub mod crypto;
 pub mod envelope;
@@ -21,7 +21,10 @@ mod py_keyring;
 /// The crate version in Python's spelling (`0.1.0-alpha.1` -> `0.1.0a1`).
 #[must_use]
 pub fn python_version() -> String {
-    env!("CARGO_PKG_VERSION").replace("-alpha.", "a").replace("-beta.", "b").replace("-rc.", "rc")
+    env!("CARGO_PKG_VERSION")
+        .replace("-alpha.", "a")
+        .replace("-beta.", "b")
+        .replace("-rc.", "rc")
 }
 
 #[cfg(feature = "python")]
@@ -29,6 +32,11 @@ pub fn python_version() -> String {
 #[pyo3(name = "_core")]
 mod _core {
     use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::py_codec::{kind, Codec};
+    #[pymodule_export]
+    use crate::py_keyring::Keyring;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
