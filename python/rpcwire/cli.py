@@ -1,0 +1,347 @@
+"""The `rpcwire` command line: `bench`, `bridge`, `connect`, `keygen`, `--version`.
+
+Stdout carries only a command's result (the bench table, a key file, or the bridged stream);
+diagnostics go to stderr through `logging`. A usage error prints one clear line on stderr and
+exits with status 2, as argparse does for the options it checks itself.
+
+Other subcommands reuse the codec options through :func:`add_codec_options` and
+:func:`codec_options`, so every command spells `--framing`, `--compression`, `--key-file`...
+the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+__all__ = (
+    "COMPRESSIONS",
+    "FRAMINGS",
+    "UsageError",
+    "add_codec_options",
+    "build_parser",
+    "codec_options",
+    "main",
+    "parse_size",
+)
+
+log = logging.getLogger("rpcwire.cli")
+
+#: Framings the codec options accept (DESIGN.md "Public API").
+FRAMINGS = ("ndjson", "length", "content-length", "auto")
+#: Compressions the codec options accept; "none" means no compression.
+COMPRESSIONS = ("none", "lz4", "brotli", "zstd")
+#: Framings that can carry the binary envelope (compression, encryption).
+BINARY_FRAMINGS = ("length", "content-length", "auto")
+
+_SUFFIXES = {"": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2}
+_SUFFIXES.update({"g": 1000**3, "gb": 1000**3, "gib": 1024**3, "b": 1})
+
+
+class UsageError(Exception):
+    """A bad option value found after argparse ran: `main` prints it and exits with status 2."""
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte count such as ``150``, ``6000``, ``64k``, ``1MiB`` or ``16M``.
+
+    Arguments:
+        text: digits with an optional unit (k/M/G decimal, KiB/MiB/GiB binary, case-insensitive).
+
+    Returns:
+        The number of bytes, an int >= 0.
+
+    Raises:
+        argparse.ArgumentTypeError: the text is not a size.
+    """
+    raw = text.strip().lower().replace("_", "")
+    digits = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(digits) :]
+    if not digits or unit not in _SUFFIXES:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 150, 64k, 1MiB)")
+    try:
+        value = float(digits) * _SUFFIXES[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 150, 64k, 1MiB)") from None
+    if value < 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole, non-negative size: {text!r}")
+    return int(value)
+
+
+def _positive_size(text: str) -> int:
+    value = parse_size(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def add_codec_options(parser: argparse.ArgumentParser) -> None:
+    """Add the codec options every transport takes to `parser`, in an "codec options" group.
+
+    `--framing`, `--compression`, `--compress-min-size`, `--key-file`, `--max-frame-size`.
+    Each defaults to None ("not given"), so :func:`codec_options` passes on only what the user
+    chose and each side keeps its own default (clients ndjson, `serve` auto).
+    """
+    group = parser.add_argument_group("codec options")
+    group.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default=None,
+        help="frame format (default: ndjson for clients, auto for servers; length when compressing or encrypting)",
+    )
+    group.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default=None,
+        help="compress frames (binary framings only; default none)",
+    )
+    group.add_argument(
+        "--compress-min-size",
+        type=parse_size,
+        default=None,
+        metavar="BYTES",
+        help="payloads smaller than this are sent uncompressed (default 1024)",
+    )
+    group.add_argument(
+        "--key-file",
+        default=None,
+        metavar="FILE",
+        help="AES-256-GCM key file from `rpcwire keygen`: encrypt and authenticate every frame",
+    )
+    group.add_argument(
+        "--max-frame-size",
+        type=_positive_size,
+        default=None,
+        metavar="BYTES",
+        help="refuse frames larger than this, before allocating (default 16MiB)",
+    )
+
+
+def load_keyring(path: str) -> Any:
+    """Read a key file with `rpcwire.Keyring.from_file`, turning failures into a UsageError."""
+    from . import Keyring
+
+    keyring_cls: Any = Keyring  # Any until the stub grows from_file (H2)
+    try:
+        return keyring_cls.from_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"--key-file: no such file: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--key-file {path}: {exc}") from None
+
+
+def codec_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the codec keyword arguments (for `rpcwire.connect`, `serve`, `spawn`...) from parsed options.
+
+    Only options the user gave appear in the result. `--compression none` becomes
+    ``compression=None``; `--key-file` is loaded into a ``keyring``.
+
+    Arguments:
+        args: a namespace from a parser that :func:`add_codec_options` was applied to.
+
+    Returns:
+        A dict with some of ``framing``, ``compression``, ``compress_min_size``, ``keyring``,
+        ``max_frame_size``.
+
+    Raises:
+        UsageError: the key file cannot be read, or compression/encryption was asked for with a
+            text framing (ndjson) that cannot carry it.
+    """
+    opts: dict[str, Any] = {}
+    framing = getattr(args, "framing", None)
+    compression = getattr(args, "compression", None)
+    key_file = getattr(args, "key_file", None)
+    if framing is not None:
+        opts["framing"] = framing
+    if compression is not None:
+        opts["compression"] = None if compression == "none" else compression
+    if getattr(args, "compress_min_size", None) is not None:
+        opts["compress_min_size"] = args.compress_min_size
+    if getattr(args, "max_frame_size", None) is not None:
+        opts["max_frame_size"] = args.max_frame_size
+    if framing == "ndjson" and (opts.get("compression") is not None or key_file is not None):
+        raise UsageError(
+            "--framing ndjson cannot carry compression or encryption; use --framing length (or leave it out)"
+        )
+    if key_file is not None:
+        opts["keyring"] = load_keyring(key_file)
+    return opts
+
+
+# --- subcommands -------------------------------------------------------------------------------
+
+
+def _import_bridge() -> ModuleType | None:
+    """H7's `rpcwire._bridge`, or None while it does not exist (then bridge/connect exit 2)."""
+    try:
+        return importlib.import_module("rpcwire._bridge")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rpcwire._bridge":
+            raise
+        return None
+
+
+def _unavailable(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise UsageError(f"`rpcwire {name}` is not available in this build (rpcwire._bridge is missing)")
+
+    return run
+
+
+def _add_bridge_commands(sub: Any) -> None:
+    bridge = _import_bridge()
+    p_bridge = sub.add_parser(
+        "bridge",
+        help="serve a stdio server (COMMAND) on a socket",
+        description="Serve an unchanged stdio JSON-RPC/MCP server on a Unix or TCP socket.",
+    )
+    p_connect = sub.add_parser(
+        "connect",
+        help="stdin/stdout <-> a socket, for stdio-only clients",
+        description="Relay this process's stdin/stdout to an rpcwire socket.",
+    )
+    if bridge is None:
+        for p, name in ((p_bridge, "bridge"), (p_connect, "connect")):
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.set_defaults(func=_unavailable(name))
+        return
+    bridge.add_bridge_arguments(p_bridge)
+    p_bridge.set_defaults(func=bridge.run_bridge)
+    bridge.add_connect_arguments(p_connect)
+    p_connect.set_defaults(func=bridge.run_connect)
+
+
+def _run_keygen(args: argparse.Namespace) -> int:
+    from . import Keyring
+
+    keyring_cls: Any = Keyring  # Any until the stub grows generate/to_file (H2)
+    keyring = keyring_cls.generate(key_id=args.key_id)
+    if args.out is not None:
+        if os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out}: is a directory")
+        try:
+            keyring.to_file(args.out)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+        log.info("wrote key id %d to %s (mode 0600)", args.key_id, args.out)
+        return 0
+    # No --out: the key file's JSON on stdout, written through Keyring.to_file so the format
+    # has one writer. The temporary directory is private (0700) and removed at once.
+    with tempfile.TemporaryDirectory(prefix="rpcwire-keygen-") as tmp:
+        path = os.path.join(tmp, "key.json")
+        keyring.to_file(path)
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _key_id(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"key id must be in 0..4294967295, got {value}")
+    return value
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench.runner import run_from_args
+
+    return run_from_args(args)
+
+
+def _version_text() -> str:
+    from . import __version__
+
+    impl = sys.implementation.name
+    return f"rpcwire {__version__} ({impl} {sys.version.split()[0]})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `rpcwire` argument parser (exposed for tests and docs)."""
+    from .bench.config import add_bench_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="rpcwire",
+        description="Fast, safe JSON-RPC 2.0 / MCP transports: benchmarks, a stdio<->socket bridge, key files.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="measure rpcwire against baselines in one run",
+        description="Benchmark rpcwire's transports against the pure-Python codec, a hand-rolled asyncio+orjson "
+        "loop and the MCP SDK's stdio transport, in the same run; every figure is also a ratio.",
+    )
+    add_bench_arguments(p_bench)
+    p_bench.set_defaults(func=_run_bench)
+
+    _add_bridge_commands(sub)
+
+    p_keygen = sub.add_parser(
+        "keygen",
+        help="write a fresh AES-256-GCM key file",
+        description="Generate a random 32-byte key and write the key file (mode 0600), "
+        "or print its JSON on stdout when --out is not given.",
+    )
+    p_keygen.add_argument("--out", "-o", default=None, metavar="FILE", help="write the key file here (mode 0600)")
+    p_keygen.add_argument("--key-id", type=_key_id, default=1, metavar="N", help="the key's id (default 1)")
+    p_keygen.set_defaults(func=_run_keygen)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rpcwire: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `rpcwire` command line.
+
+    Arguments:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status: 0 on success, 2 on a usage error, 130 when interrupted,
+        otherwise what the subcommand returned.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        sys.stdout.write(_version_text() + "\n")
+        return 0
+    _setup_logging(args.verbose)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("rpcwire: error: a COMMAND is required (bench, bridge, connect, keygen)\n")
+        return 2
+    try:
+        return int(func(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"rpcwire {args.command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("rpcwire: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
