@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # Hypothesis profiles: `fast` (default, CI-safe) and `slow` (thorough), chosen by HYPOTHESIS_PROFILE.
@@ -90,3 +92,38 @@ def feed_all(codec: Any, pieces: Sequence[bytes] | Iterable[bytes], *, eof: bool
     if eof:
         items.extend(codec.feed(b""))
     return items
+
+
+# --- implementations under test -----------------------------------------------------------------
+# The contract tests run against the Rust codec and the pure-Python reference: both implement
+# docs/wire-format.md, so a behaviour that differs is a bug in one of them (or in the spec).
+IMPLEMENTATIONS = ("rust", "reference")
+FRAMINGS = ("ndjson", "length", "content-length")
+
+
+def codec_class(name: str) -> Any:
+    """The ``Codec`` class of implementation ``name`` ("rust" or "reference")."""
+    if name == "rust":
+        import rpcwire
+
+        return rpcwire.Codec
+    from rpcwire import reference
+
+    return reference.Codec
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, scope="session")
+def codec_cls(request: pytest.FixtureRequest) -> Any:
+    """``rpcwire.Codec`` or ``rpcwire.reference.Codec``."""
+    return codec_class(request.param)
+
+
+def frame(framing: str, payload: bytes) -> bytes:
+    """One frame around ``payload``, built by hand from docs/wire-format.md section 2."""
+    if framing == "ndjson":
+        return payload + b"\n"
+    if framing == "length":
+        return struct.pack(">I", len(payload)) + payload
+    if framing == "content-length":
+        return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+    raise ValueError(framing)
