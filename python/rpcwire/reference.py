@@ -1,0 +1,723 @@
+"""A pure-Python implementation of the rpcwire wire format (docs/wire-format.md).
+
+``reference.Codec`` has the constructor, ``feed``, ``encode`` and ``encode_many`` of
+``rpcwire.Codec`` and writes the same bytes wherever the output is deterministic (everything but
+compressed bodies, which depend on the compressor, and encrypted ones, which depend on random
+nonces: those the two implementations decode from each other instead).
+
+It is written from docs/wire-format.md alone, with ``orjson``, ``lz4``, ``brotli`` and
+``cryptography`` (the ``rpcwire[reference]`` extra), and serves two purposes:
+
+* the oracle the differential tests hold ``rpcwire.Codec`` to;
+* the "what you would write yourself" baseline of the benchmarks, so it is written to be fast for
+  pure Python: orjson for JSON, one ``bytearray`` per connection with front deletion (never
+  ``buffer + chunk``), lines and frames cut straight from the caller's chunk when nothing is
+  buffered, streaming decompressors with output limits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import orjson
+
+from ._errors import DecryptError, FrameTooLarge, FramingError, InvalidRequest, ParseError, ProtocolError
+
+__all__ = ("Codec", "Item", "Keyring", "Message")
+
+logger = logging.getLogger(__name__)
+
+#: What ``feed`` returns per frame: a message, a batch, or a ProtocolError instance.
+Item: TypeAlias = dict[str, Any] | list[Any] | ProtocolError
+#: What ``encode`` takes: a message, a batch, or already-serialized JSON.
+Message: TypeAlias = dict[str, Any] | list[Any] | bytes | bytearray | memoryview
+
+_FRAMINGS: Final = ("ndjson", "length", "content-length", "auto")
+_COMPRESSIONS: Final = {"lz4": 1, "brotli": 2}
+_BROTLI_QUALITY: Final = 4
+_BROTLI_LGWIN: Final = 22
+
+_MAGIC: Final = 0xFB
+_VERSION: Final = 0x01
+_FLAG_COMPRESSION: Final = 0x03
+_FLAG_ENCRYPTED: Final = 0x04
+_FLAG_MULTI: Final = 0x08
+_FLAG_RESERVED: Final = 0xF0
+_PLAIN_HEADER: Final = 3
+_SEALED_HEADER: Final = 27
+_TAG: Final = 16
+_MAX_U32: Final = 0xFFFFFFFF
+
+_CL_HEADER_MAX: Final = 4096
+_CL_NAME: Final = b"content-length"
+
+_WHITESPACE: Final = b" \t\r"
+# JSON never holds a raw NUL, so mapping every digit to NUL and looking for 19 NULs in a row finds
+# every integer literal that may lie outside 64 bits (orjson reads those as floats, losing digits).
+_DIGITS_TO_NUL: Final = bytes.maketrans(b"0123456789", b"\0" * 10)
+_LONG_DIGIT_RUN: Final = b"\0" * 19
+_MAX_DEPTH: Final = 254  # orjson's: deeper containers are refused, with ValueError here
+_DUMPS_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+_JSONDecodeError = orjson.JSONDecodeError
+_loads = orjson.loads
+_dumps_c = orjson.dumps
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON
+
+
+def _default(obj: Any) -> Any:
+    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
+
+
+def _reject_constant(name: str) -> Any:  # pragma: no cover - orjson has already refused the text
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(text: bytes) -> Any:
+    """One JSON text to Python objects; raises orjson.JSONDecodeError when it is not JSON."""
+    obj = _loads(text)
+    if len(text) >= 19 and _LONG_DIGIT_RUN in text.translate(_DIGITS_TO_NUL):
+        # orjson accepted the text (it is the judge of validity) but may have read an integer
+        # beyond 64 bits as a float; the stdlib parser keeps every digit.
+        obj = json.loads(text, parse_constant=_reject_constant)
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize ``obj`` compactly, byte for byte as ``orjson.dumps`` does (wire-format 1).
+
+    Integers outside 64 bits, which orjson refuses, are written in full.
+
+    Raises:
+        TypeError: an object of a type JSON cannot hold, or a dict key that is not a str.
+        ValueError: containers nested deeper than 254 levels.
+    """
+    try:
+        return _dumps_c(obj, default=_default, option=_DUMPS_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        text = str(exc)
+        if "64-bit" in text:
+            out: list[bytes] = []
+            _dumps_slow(obj, out, 0)
+            return b"".join(out)
+        if "Recursion limit" in text:
+            raise ValueError(f"containers nested deeper than {_MAX_DEPTH} levels") from None
+        raise TypeError(text) from None
+
+
+def _dumps_slow(obj: Any, out: list[bytes], depth: int) -> None:
+    # Only reached when a big integer is somewhere inside: containers and ints here, every other
+    # leaf through orjson so the bytes stay orjson's.
+    if isinstance(obj, bool) or obj is None:
+        out.append(_dumps_c(obj))
+    elif isinstance(obj, int):
+        out.append(str(int(obj)).encode())
+    elif isinstance(obj, dict):
+        if depth >= _MAX_DEPTH:
+            raise ValueError(f"containers nested deeper than {_MAX_DEPTH} levels")
+        out.append(b"{")
+        first = True
+        for key, value in obj.items():
+            if type(key) is not str:
+                raise TypeError("Dict key must be str")
+            if not first:
+                out.append(b",")
+            first = False
+            out.append(_dumps_c(key))
+            out.append(b":")
+            _dumps_slow(value, out, depth + 1)
+        out.append(b"}")
+    elif isinstance(obj, (list, tuple)):
+        if depth >= _MAX_DEPTH:
+            raise ValueError(f"containers nested deeper than {_MAX_DEPTH} levels")
+        out.append(b"[")
+        for i, value in enumerate(obj):
+            if i:
+                out.append(b",")
+            _dumps_slow(value, out, depth + 1)
+        out.append(b"]")
+    else:
+        try:
+            out.append(_dumps_c(obj, default=_default, option=_DUMPS_OPTIONS))
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON-RPC 2.0 validation (wire-format 1)
+
+_MISSING: Final = object()
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or type(value) is str or type(value) is int
+
+
+def _broken_rule(msg: dict[str, Any]) -> str | None:
+    """The first rule of wire-format 1 that ``msg`` breaks, or None when it is a valid message."""
+    if msg.get("jsonrpc") != "2.0":
+        return 'member "jsonrpc" must be "2.0"'
+    method = msg.get("method", _MISSING)
+    if method is not _MISSING:
+        if type(method) is not str:
+            return 'member "method" must be a string'
+        if "id" in msg and not _valid_id(msg["id"]):
+            return 'member "id" must be a string, an integer or null'
+        params = msg.get("params", _MISSING)
+        if params is not _MISSING and type(params) is not dict and type(params) is not list:
+            return 'member "params" must be an object or an array'
+        return None
+    if "id" not in msg:
+        return 'a message needs "method", or "id" with "result" or "error"'
+    if not _valid_id(msg["id"]):
+        return 'member "id" must be a string, an integer or null'
+    has_result = "result" in msg
+    error = msg.get("error", _MISSING)
+    if error is _MISSING:
+        return None if has_result else 'a response needs "result" or "error"'
+    if has_result:
+        return 'a response must not have both "result" and "error"'
+    if type(error) is not dict:
+        return 'member "error" must be an object'
+    code = error.get("code")
+    if type(code) is not int:
+        return 'member "error.code" must be an integer'
+    if type(error.get("message")) is not str:
+        return 'member "error.message" must be a string'
+    return None
+
+
+def _invalid(msg: dict[str, Any], rule: str) -> InvalidRequest:
+    ident = msg.get("id")
+    return InvalidRequest(rule, ident if _valid_id(ident) else None)
+
+
+def _check(obj: Any) -> Item:
+    """A parsed JSON value as an item: the message, the batch, or an InvalidRequest."""
+    if type(obj) is dict:
+        rule = _broken_rule(obj)
+        return obj if rule is None else _invalid(obj, rule)
+    if type(obj) is list:
+        if not obj:
+            return InvalidRequest("a batch must not be empty")
+        for i, element in enumerate(obj):
+            if type(element) is dict:
+                rule = _broken_rule(element)
+                if rule is not None:
+                    obj[i] = _invalid(element, rule)
+            else:
+                obj[i] = InvalidRequest("a batch element must be an object")
+        return obj
+    return InvalidRequest("a message must be an object or an array")
+
+
+def _item(text: bytes) -> Item:
+    """One frame's JSON text to an item."""
+    try:
+        return _check(_parse(text))
+    except _JSONDecodeError as exc:
+        return ParseError(str(exc))
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys (wire-format 3.2 and 4)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """32-byte AES-256-GCM keys under integer ids; the sender seals with ``active``.
+
+    The plain-Python twin of ``rpcwire.Keyring``. ``reference.Codec`` also accepts an
+    ``rpcwire.Keyring`` when that class can hand its keys over (see ``Keyring.coerce``).
+    """
+
+    keys: Mapping[int, bytes]
+    active: int
+    _frozen: dict[int, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keys: dict[int, bytes] = {}
+        for key_id, key in dict(self.keys).items():
+            if type(key_id) is not int or not 0 <= key_id <= _MAX_U32:
+                raise ValueError(f"key id must be an integer from 0 to 2**32-1, not {key_id!r}")
+            if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
+                raise ValueError(f"key {key_id} must be 32 bytes")
+            keys[key_id] = bytes(key)
+        if self.active not in keys:
+            raise ValueError(f"active key id {self.active!r} is not in the keyring")
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "_frozen", keys)
+
+    def __repr__(self) -> str:  # never the key bytes
+        return f"reference.Keyring(ids={sorted(self._frozen)!r}, active={self.active})"
+
+    @property
+    def ids(self) -> list[int]:
+        """The key ids, sorted."""
+        return sorted(self._frozen)
+
+    @classmethod
+    def generate(cls, key_id: int = 1) -> Keyring:
+        """A keyring with one fresh random key."""
+        return cls({key_id: os.urandom(32)}, active=key_id)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Keyring:
+        """Read a key file (wire-format 4): ``{"version": 1, "active": N, "keys": {"N": "<hex>"}}``."""
+        try:
+            doc = json.loads(Path(path).read_bytes())
+            if type(doc) is not dict or doc.get("version") != 1:
+                raise ValueError("not a version 1 key file")
+            active = doc["active"]
+            raw = doc["keys"]
+            if type(active) is not int or type(raw) is not dict:
+                raise ValueError('"active" must be an integer and "keys" an object')
+            keys: dict[int, bytes] = {}
+            for name, hexkey in raw.items():
+                if not name.isdigit() or type(hexkey) is not str or len(hexkey) != 64:
+                    raise ValueError(f"bad key entry {name!r}")
+                keys[int(name)] = bytes.fromhex(hexkey)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{os.fspath(path)}: malformed key file: {exc}") from None
+        return cls(keys, active=active)
+
+    def to_file(self, path: str | os.PathLike[str]) -> None:
+        """Write a key file (wire-format 4) with mode 0600."""
+        doc = {"version": 1, "active": self.active, "keys": {str(k): v.hex() for k, v in self._frozen.items()}}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), stat.S_IRUSR | stat.S_IWUSR)
+            f.write(json.dumps(doc).encode())
+
+    @classmethod
+    def coerce(cls, keyring: Any) -> Keyring:
+        """A ``reference.Keyring`` from itself or from an ``rpcwire.Keyring`` that exports its keys."""
+        if isinstance(keyring, cls):
+            return keyring
+        export = getattr(keyring, "export_keys", None) or getattr(keyring, "keys", None)
+        active = getattr(keyring, "active", None)
+        if callable(export) and type(active) is int:
+            return cls(dict(export()), active=active)
+        raise TypeError(f"keyring must be a reference.Keyring or an rpcwire.Keyring, not {type(keyring).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The codec
+
+
+class Codec:
+    """One connection's wire format, both directions, no I/O (the contract of ``rpcwire.Codec``).
+
+    Arguments:
+        framing: "ndjson", "length", "content-length" or "auto"; None means ndjson, or length
+            when compression or a keyring is given.
+        compression: None, "lz4" or "brotli" (binary framings only).
+        compress_min_size: bodies shorter than this are not compressed.
+        keyring: a ``reference.Keyring`` (or an ``rpcwire.Keyring`` exporting its keys): every
+            frame is then sealed with AES-256-GCM, and every received frame must be.
+        max_frame_size: the largest frame (and decompressed body) accepted.
+
+    Raises:
+        ValueError: an unknown framing or compression, compression or a keyring with ndjson,
+            or a size that is not a non-negative (max_frame_size: positive) integer.
+    """
+
+    def __init__(
+        self,
+        framing: str | None = None,
+        compression: str | None = None,
+        compress_min_size: int = 1024,
+        keyring: Any = None,
+        max_frame_size: int = 16 * 2**20,
+    ) -> None:
+        if compression is not None and compression not in _COMPRESSIONS:
+            raise ValueError(f"unknown compression {compression!r}: expected None, 'lz4' or 'brotli'")
+        if framing is None:
+            framing = "length" if compression is not None or keyring is not None else "ndjson"
+        elif framing not in _FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}: expected one of {', '.join(_FRAMINGS)}")
+        if framing == "ndjson" and (compression is not None or keyring is not None):
+            raise ValueError("compression and keyring need a binary framing (length, content-length or auto)")
+        if type(compress_min_size) is not int or compress_min_size < 0:
+            raise ValueError(f"compress_min_size must be an integer >= 0, not {compress_min_size!r}")
+        if type(max_frame_size) is not int or max_frame_size < 1:
+            raise ValueError(f"max_frame_size must be an integer >= 1, not {max_frame_size!r}")
+        self._framing: str = framing
+        self._compression = compression
+        self._compression_code = _COMPRESSIONS[compression] if compression is not None else 0
+        self._compress_min_size = compress_min_size
+        self._max = max_frame_size
+        self._keyring = Keyring.coerce(keyring) if keyring is not None else None
+        self._envelope = compression is not None or keyring is not None
+
+        # Receive state.
+        self._buf = bytearray()  # bytes not yet consumed; always starts at a frame (or line) boundary
+        self._offset = 0  # stream offset of self._buf[0]
+        self._cl_size = -1  # content-length: payload size once the header block is read
+        self._eof = False
+        self._error: Exception | None = None
+
+        # Envelope state.
+        self._aead: dict[int, Any] = {}
+        self._prefix = os.urandom(8)
+        self._counter = 0
+        self._send_seq = 0
+        self._recv_seq = 0
+        if self._keyring is not None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._aead = {key_id: AESGCM(key) for key_id, key in self._keyring.keys.items()}
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def framing(self) -> str:
+        """The framing: configured, or for "auto" the one detected ("auto" until then)."""
+        return self._framing
+
+    @property
+    def compression(self) -> str | None:
+        """The compression this codec writes with (None: never compresses)."""
+        return self._compression
+
+    @property
+    def compress_min_size(self) -> int:
+        """Bodies shorter than this go uncompressed."""
+        return self._compress_min_size
+
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame, line or decompressed body accepted."""
+        return self._max
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def __repr__(self) -> str:
+        return (
+            f"rpcwire.reference.Codec(framing={self._framing!r}, compression={self._compression!r}, "
+            f"compress_min_size={self._compress_min_size}, keyring={self._keyring!r}, "
+            f"max_frame_size={self._max})"
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Item]:
+        """Decode the next chunk of the stream; ``b""`` means end of input.
+
+        Returns:
+            The items completed by this chunk, in order: dicts (messages), lists (batches) and
+            ProtocolError instances (frames that are not valid JSON-RPC; the stream goes on).
+
+        Raises:
+            FrameTooLarge: a frame declared, or grew to, more than max_frame_size bytes.
+            FramingError: the stream cannot be split into frames any more, or ended mid-frame,
+                or data came after the end of input.
+            DecryptError: a frame failed authentication, was replayed, reordered or reflected,
+                or was plaintext while a keyring is configured.
+            After any of these the codec is poisoned: every later feed raises the same error.
+        """
+        if self._error is not None:
+            raise type(self._error)(*self._error.args)
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise TypeError(f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}")
+            data = bytes(data)
+        try:
+            if self._eof:
+                if data:
+                    raise FramingError(f"data after end of input (at byte {self._offset})")
+                return []
+            if not data:
+                return self._finish()
+            if self._framing == "auto":
+                self._detect(data[0])
+            if self._framing == "ndjson":
+                return self._feed_ndjson(data)
+            return self._feed_binary(data)
+        except (FramingError, DecryptError) as exc:
+            self._error = exc
+            self._buf = bytearray()
+            raise
+
+    def _detect(self, first: int) -> None:
+        if first in b"{[ \t\r\n":
+            if self._keyring is not None:
+                raise DecryptError("plaintext ndjson stream reached a codec with a keyring")
+            self._framing = "ndjson"
+        elif first in b"Cc":
+            self._framing = "content-length"
+        else:
+            self._framing = "length"
+
+    def _too_large(self, size: int, offset: int) -> FrameTooLarge:
+        return FrameTooLarge(f"frame of {size} bytes exceeds max_frame_size {self._max} (at byte {offset})")
+
+    def _feed_ndjson(self, data: bytes) -> list[Item]:
+        out: list[Item] = []
+        buf = self._buf
+        limit = self._max
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            offset = self._offset
+            if buf:
+                buf += lines[0]
+                lines[0] = bytes(buf)
+                buf.clear()
+            for line in lines:
+                size = len(line)
+                if size > limit:
+                    raise self._too_large(size, offset)
+                offset += size + 1
+                if not size:
+                    continue
+                try:
+                    obj = _parse(line)
+                except _JSONDecodeError as exc:
+                    if line.strip(_WHITESPACE):
+                        out.append(ParseError(str(exc)))
+                    continue
+                out.append(_check(obj))
+            self._offset = offset
+        if len(buf) + len(tail) > limit:
+            raise self._too_large(len(buf) + len(tail), self._offset)
+        buf += tail
+        return out
+
+    def _feed_binary(self, data: bytes) -> list[Item]:
+        out: list[Item] = []
+        buf = self._buf
+        if buf:
+            buf += data
+            view: bytes | bytearray = buf
+        else:
+            view = data
+        length = self._framing == "length"
+        end = len(view)
+        pos = 0
+        try:
+            while pos < end:
+                if length:
+                    if end - pos < 4:
+                        break
+                    size = int.from_bytes(view[pos : pos + 4], "big")
+                    if size > self._max:
+                        raise self._too_large(size, self._offset + pos)
+                    start = pos + 4
+                else:
+                    if self._cl_size < 0:
+                        header_end = self._content_length(view, pos, end)
+                        if header_end < 0:
+                            break
+                        start = header_end
+                    else:
+                        start = pos + self._cl_header_len
+                    size = self._cl_size
+                if end - start < size:
+                    if not length:
+                        self._cl_header_len = start - pos
+                    break
+                payload = bytes(view[start : start + size])
+                frame_offset = self._offset + pos
+                pos = start + size
+                self._cl_size = -1
+                self._payload(payload, frame_offset, out)
+        finally:
+            # Keep only the unconsumed tail (even when an error ends the feed: the codec is then
+            # poisoned and the buffer is dropped by feed).
+            self._offset += pos
+            if buf:
+                del buf[:pos]
+            else:
+                buf += data[pos:]
+        return out
+
+    _cl_header_len = 0
+
+    def _content_length(self, view: bytes | bytearray, pos: int, end: int) -> int:
+        """Parse a header block at ``pos``; return where the payload starts, or -1 for "need more".
+
+        Sets ``self._cl_size``.
+        """
+        term = view.find(b"\r\n\r\n", pos, min(end, pos + _CL_HEADER_MAX))
+        block_end = term + 4 if term >= 0 else -1
+        scan_end = term + 2 if term >= 0 else min(end, pos + _CL_HEADER_MAX)
+        # Every line must end with CRLF: no bare LF, no CR followed by anything but LF.
+        i = view.find(b"\n", pos, scan_end)
+        while i >= 0:
+            if i == pos or view[i - 1] != 0x0D:
+                raise FramingError(f"content-length header line not ended by CRLF (at byte {self._offset + i})")
+            i = view.find(b"\n", i + 1, scan_end)
+        i = view.find(b"\r", pos, scan_end)
+        while i >= 0:
+            if i + 1 < end and view[i + 1] != 0x0A:
+                raise FramingError(f"content-length header line not ended by CRLF (at byte {self._offset + i})")
+            i = view.find(b"\r", i + 1, scan_end)
+        if term < 0:
+            if end - pos > _CL_HEADER_MAX:
+                raise FramingError(
+                    f"content-length header block over {_CL_HEADER_MAX} bytes (at byte {self._offset + pos})"
+                )
+            return -1
+        if block_end - pos > _CL_HEADER_MAX:
+            raise FramingError(
+                f"content-length header block over {_CL_HEADER_MAX} bytes (at byte {self._offset + pos})"
+            )
+        size = -1
+        for line in bytes(view[pos:term]).split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise FramingError(f"malformed header line {line[:40]!r} (at byte {self._offset + pos})")
+            if name.lower() != _CL_NAME:
+                continue
+            if size >= 0:
+                raise FramingError(f"repeated Content-Length header (at byte {self._offset + pos})")
+            value = value.strip(b" \t")
+            if not value.isdigit():
+                raise FramingError(
+                    f"Content-Length is not a decimal number: {value[:40]!r} (at byte {self._offset + pos})"
+                )
+            size = int(value)
+        if size < 0:
+            raise FramingError(f"header block without Content-Length (at byte {self._offset + pos})")
+        if size > self._max:
+            raise self._too_large(size, self._offset + pos)
+        self._cl_size = size
+        return block_end
+
+    def _payload(self, payload: bytes, offset: int, out: list[Item]) -> None:
+        """One length/content-length payload: a message or an envelope."""
+        if self._keyring is not None or payload[:1] == b"\xfb":
+            self._open(payload, offset, out)
+        else:
+            out.append(_item(payload))
+
+    def _finish(self) -> list[Item]:
+        self._eof = True
+        buf = self._buf
+        if not buf:
+            return []
+        if self._framing == "ndjson":
+            line = bytes(buf)
+            buf.clear()
+            if not line.strip(_WHITESPACE):
+                return []
+            try:
+                obj = _parse(line)
+            except _JSONDecodeError:
+                raise FramingError(
+                    f"input ended mid-frame, {len(line)} bytes buffered (at byte {self._offset})"
+                ) from None
+            self._offset += len(line)
+            return [_check(obj)]
+        raise FramingError(f"input ended mid-frame, {len(buf)} bytes buffered (at byte {self._offset})")
+
+    # -- the envelope, receiving (wire-format 3) -----------------------------------------------
+
+    def _open(self, payload: bytes, offset: int, out: list[Item]) -> None:
+        raise FramingError(f"envelopes are not supported yet (at byte {offset})")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write_framing(self) -> str:
+        if self._framing == "auto":
+            return "length" if self._envelope else "ndjson"
+        return self._framing
+
+    @staticmethod
+    def _body(msg: Message) -> tuple[bytes, bool]:
+        """Serialize one message; the flag says it came pre-serialized."""
+        t = type(msg)
+        if t is dict or t is list:
+            return dumps(msg), False
+        if t is bytes:
+            return msg, True  # type: ignore[return-value]
+        if isinstance(msg, (bytearray, memoryview)):
+            return bytes(msg), True
+        if isinstance(msg, (dict, list)):
+            return dumps(msg), False
+        raise TypeError(f"encode() takes a dict, a list or bytes, not {type(msg).__name__}")
+
+    def encode(self, msg: Message) -> bytes:
+        """One message (dict), batch (list) or pre-serialized JSON (bytes) as one frame.
+
+        Raises:
+            TypeError: a value JSON cannot hold, a dict key that is not a str, or a msg that is
+                not a dict, list or bytes.
+            ValueError: pre-serialized bytes holding a raw newline under ndjson, or starting with
+                0xFB in a plain binary frame; a payload over 2**32-1 bytes; nesting over 254 levels.
+        """
+        body, raw = self._body(msg)
+        framing = self._write_framing()
+        if framing == "ndjson":
+            if raw and b"\n" in body:
+                raise ValueError("pre-serialized JSON holds a raw newline, which ndjson cannot carry")
+            return body + b"\n"
+        if self._envelope:
+            sealed = self._seal(body, False)
+            if sealed is not None:
+                return self._frame(sealed, framing)
+        if raw and body[:1] == b"\xfb":
+            raise ValueError("pre-serialized JSON cannot start with 0xFB (the envelope magic)")
+        return self._frame(body, framing)
+
+    def encode_many(self, msgs: Iterable[Message]) -> bytes:
+        """Many messages as one buffer; with compression or a keyring, sealed as one envelope.
+
+        Raises:
+            The same errors as ``encode``; nothing is written (or sealed) when one is raised.
+        """
+        bodies: list[bytes] = []
+        raws = False
+        for msg in msgs:
+            body, raw = self._body(msg)
+            bodies.append(body)
+            raws = raws or raw
+        if not bodies:
+            return b""
+        framing = self._write_framing()
+        if framing == "ndjson":
+            if raws and any(b"\n" in body for body in bodies):
+                raise ValueError("pre-serialized JSON holds a raw newline, which ndjson cannot carry")
+            bodies.append(b"")
+            return b"\n".join(bodies)
+        if self._envelope:
+            if len(bodies) == 1:
+                sealed = self._seal(bodies[0], False)
+            else:
+                records = b"".join([len(body).to_bytes(4, "big") + body for body in bodies])
+                sealed = self._seal(records, True)
+            if sealed is not None:
+                return self._frame(sealed, framing)
+        if raws and any(body[:1] == b"\xfb" for body in bodies):
+            raise ValueError("pre-serialized JSON cannot start with 0xFB (the envelope magic)")
+        frame = self._frame
+        return b"".join([frame(body, framing) for body in bodies])
+
+    @staticmethod
+    def _frame(payload: bytes, framing: str) -> bytes:
+        size = len(payload)
+        if size > _MAX_U32:
+            raise ValueError(f"a payload of {size} bytes does not fit a frame")
+        if framing == "length":
+            return size.to_bytes(4, "big") + payload
+        return b"Content-Length: %d\r\n\r\n%b" % (size, payload)
+
+    # -- the envelope, sending (wire-format 3.3) -----------------------------------------------
+
+    def _seal(self, body: bytes, multi: bool) -> bytes | None:
+        """The envelope for ``body``, or None when it goes as plain frames."""
+        return None
