@@ -521,6 +521,11 @@ class MCPSocketServer:
         await self.close()
 
 
+async def _close_listener(listener: Any) -> None:
+    listener.close()
+    await listener.wait_closed()
+
+
 async def serve(server: Any, address: str, **codec_options: Any) -> MCPSocketServer:
     """Start serving an MCP server on a socket; returns once it listens.
 
@@ -553,7 +558,7 @@ async def serve(server: Any, address: str, **codec_options: Any) -> MCPSocketSer
         if lifespan is not None:
             await stack.enter_async_context(lifespan())
         listener = await rpcwire.serve(handler, address, **codec_options)
-        stack.push_async_callback(listener.close)
+        stack.push_async_callback(_close_listener, listener)
         return MCPSocketServer(listener, stack.pop_all())
     raise AssertionError("unreachable")  # pragma: no cover
 
