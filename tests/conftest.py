@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 # Hypothesis profiles: `fast` (default, CI-safe) and `slow` (thorough), chosen by HYPOTHESIS_PROFILE.
 settings.register_profile(
@@ -127,3 +128,78 @@ def frame(framing: str, payload: bytes) -> bytes:
     if framing == "content-length":
         return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
     raise ValueError(framing)
+
+
+# --- hypothesis strategies for junk: structured near-misses of every framing ---------------------
+
+json_fragments = st.sampled_from(
+    [
+        b'{"jsonrpc":"2.0","id":1,"method":"m"}',
+        b'{"jsonrpc":"2.0","method":"n","params":[1,2.5,"\\u00e9"]}',
+        b'{"jsonrpc":"2.0","id":"x","result":{"a":[]}}',
+        b'{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"m"}}',
+        b'[{"jsonrpc":"2.0","id":1,"method":"m"},1,[]]',
+        b"[]",
+        b"{}",
+        b"null",
+        b'{"jsonrpc":"1.0","id":3,"method":"m"}',
+        b'{"jsonrpc":"2.0","id":',
+        b'{"a":"\xc3',
+        b"\xfb\x01\x00{}",
+        b"\xfb\x01\x01\x04\x22\x4d\x18",
+        b"\xfb\x01\x04" + b"\x00" * 40,
+        b"\xfb\x02\x00",
+        b" \t",
+        b"\r",
+        b"",
+        b"\xff\xfe",
+        b"Content-Length: 5",
+        b"123456789012345678901234567890",
+    ]
+)
+junk_payload = json_fragments | st.binary(max_size=40)
+
+
+@st.composite
+def ndjson_junk(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(junk_payload, max_size=6))
+    ends = st.sampled_from([b"\n", b"\r\n", b"\n\n", b" \n", b""])
+    return b"".join(line + draw(ends) for line in lines)
+
+
+@st.composite
+def length_junk(draw: st.DrawFn) -> bytes:
+    out = b""
+    for payload in draw(st.lists(junk_payload, max_size=5)):
+        size = draw(
+            st.sampled_from([len(payload), len(payload), 0, 2**31, 2**32 - 1, 300])
+            | st.integers(min_value=0, max_value=len(payload) + 8)
+        )
+        out += struct.pack(">I", size) + payload
+    return out + draw(st.binary(max_size=3))
+
+
+@st.composite
+def content_length_junk(draw: st.DrawFn) -> bytes:
+    out = b""
+    for payload in draw(st.lists(junk_payload, max_size=4)):
+        name = draw(st.sampled_from([b"Content-Length", b"content-length", b"CONTENT-LENGTH", b"Content-Lenght"]))
+        value = draw(
+            st.sampled_from([b"%d" % len(payload), b"%d" % len(payload), b"-1", b"x", b"", b"99999999999", b" 3"])
+        )
+        extra = draw(st.sampled_from([b"", b"Content-Type: x\r\n", b"X: y\n", b"Content-Length: 1\r\n"]))
+        line_end = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n"]))
+        blank = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n", b""]))
+        out += name + b": " + value + line_end + extra + blank + payload
+    return out
+
+
+any_junk = st.one_of(st.binary(max_size=200), ndjson_junk(), length_junk(), content_length_junk())
+JUNK_FOR = {"ndjson": ndjson_junk(), "length": length_junk(), "content-length": content_length_junk()}
+
+
+@st.composite
+def split_points(draw: st.DrawFn, data: bytes) -> list[bytes]:
+    """``data`` cut at hypothesis-chosen points."""
+    cuts = draw(st.lists(st.integers(min_value=0, max_value=max(len(data), 1)), max_size=8))
+    return split_at(data, cuts)
