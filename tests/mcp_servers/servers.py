@@ -2,11 +2,14 @@
 
 - ``echo(text)`` returns ``text``;
 - ``blob(size)`` returns a text of ``size`` bytes (for large results);
-- ``shout(text)`` prints ``text`` to stdout from the handler (the wire must survive it) and returns it.
+- ``shout(text)`` prints ``text`` to stdout from the handler (the wire must survive it) and returns it;
+- ``env()`` returns the names of the server's environment variables, comma-separated, sorted;
+- ``pid()`` returns the server's process id.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +30,8 @@ TOOLS = [
         name="shout",
         input_schema={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
     ),
+    types.Tool(name="env", input_schema={"type": "object", "properties": {}}),
+    types.Tool(name="pid", input_schema={"type": "object", "properties": {}}),
 ]
 
 
@@ -43,7 +48,15 @@ def _text(name: str, arguments: dict[str, Any]) -> str:
         return "x" * int(arguments["size"])
     if name == "shout":
         return _shout(str(arguments["text"]))
+    if name == "env":
+        return _env()
+    if name == "pid":
+        return str(os.getpid())
     raise ValueError(f"unknown tool {name}")
+
+
+def _env() -> str:
+    return ",".join(sorted(os.environ))
 
 
 def lowlevel() -> Server[Any]:
@@ -72,6 +85,14 @@ def mcpserver() -> MCPServer:
     def shout(text: str) -> str:
         return _shout(text)
 
+    @app.tool()
+    def env() -> str:
+        return _env()
+
+    @app.tool()
+    def pid() -> str:
+        return str(os.getpid())
+
     return app
 
 
@@ -91,6 +112,14 @@ def fastmcp() -> Any:
     @app.tool
     def shout(text: str) -> str:
         return _shout(text)
+
+    @app.tool
+    def env() -> str:
+        return _env()
+
+    @app.tool
+    def pid() -> str:
+        return str(os.getpid())
 
     return app
 
