@@ -1,14 +1,27 @@
 //! The binary envelope inside `length`/`content-length` payloads (docs/wire-format.md 3).
-//! (being written: issue 3) The API below is fixed so the codec can call it; `seal`/`open` are filled in.
+//!
+//! `seal` turns a plain body (one message, or records) into an envelope payload; `open` reverses it and enforces
+//! every refusal of section 3.2. The framing around the payload (the u32be length) is the caller's.
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::compress::Compression;
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyRing, NonceSequence, PrefixSource, NONCE_LEN, TAG_LEN};
 use crate::errors::{CodecError, CodecResult};
 
 /// First byte of every envelope; no JSON text starts with it and it never occurs in UTF-8.
 pub const MAGIC: u8 = 0xFB;
+/// The envelope version this build reads and writes.
+pub const VERSION: u8 = 1;
+/// Header of an unencrypted envelope: magic, version, flags.
+pub const PLAIN_HEADER_LEN: usize = 3;
+/// Header of an encrypted envelope: magic, version, flags, key id, nonce, seq.
+pub const SEALED_HEADER_LEN: usize = 27;
+
+const FLAG_COMPRESSION: u8 = 0b0000_0011;
+const FLAG_ENCRYPTED: u8 = 0b0000_0100;
+const FLAG_MULTI: u8 = 0b0000_1000;
+const FLAG_RESERVED: u8 = 0b1111_0000;
 
 /// What a codec was configured with.
 #[derive(Debug, Clone)]
@@ -30,11 +43,50 @@ pub struct Opened<'a> {
 #[derive(Debug)]
 pub struct Envelope {
     config: EnvelopeConfig,
+    /// Present iff a keyring is configured.
+    nonces: Option<NonceSequence>,
+    /// Seq of the next encrypted frame this side sends.
+    send_seq: u64,
+    /// Seq the next encrypted frame received must carry.
+    recv_seq: u64,
 }
 
 impl Envelope {
     pub fn new(config: EnvelopeConfig) -> CodecResult<Self> {
-        Ok(Self { config })
+        let nonces = match config.keyring {
+            Some(_) => Some(NonceSequence::new()?),
+            None => None,
+        };
+        Self::with_nonces(config, nonces)
+    }
+
+    /// An envelope whose nonce prefixes come from `source` instead of the OS CSPRNG: for known-answer tests
+    /// and the published test vectors only. Reusing a prefix under one key breaks AES-GCM.
+    #[doc(hidden)]
+    pub fn with_nonce_source(config: EnvelopeConfig, source: PrefixSource) -> CodecResult<Self> {
+        let nonces = match config.keyring {
+            Some(_) => Some(NonceSequence::with_source(source)?),
+            None => None,
+        };
+        Self::with_nonces(config, nonces)
+    }
+
+    fn with_nonces(config: EnvelopeConfig, nonces: Option<NonceSequence>) -> CodecResult<Self> {
+        if config.compression == Some(Compression::Zstd) {
+            return Err(CodecError::usage("compression 'zstd' is not supported by this build"));
+        }
+        Ok(Self {
+            config,
+            nonces,
+            send_seq: 0,
+            recv_seq: 0,
+        })
+    }
+
+    /// The configuration this envelope was made with.
+    #[must_use]
+    pub fn config(&self) -> &EnvelopeConfig {
+        &self.config
     }
 
     /// True when compression or a keyring is configured: the writer may emit envelopes.
@@ -52,16 +104,146 @@ impl Envelope {
     /// Seal a plain body (one message, or records when `multi`) per wire-format 3.3.
     /// `Ok(None)` means: send the message(s) as plain frames (no keyring, compression not kept).
     pub fn seal(&mut self, body: &[u8], multi: bool) -> CodecResult<Option<Vec<u8>>> {
-        let _ = (body, multi);
-        Err(CodecError::usage("envelopes are being written"))
+        let compression = self
+            .config
+            .compression
+            .filter(|_| body.len() >= self.config.compress_min_size);
+        let multi_flag = if multi { FLAG_MULTI } else { 0 };
+        let Some(keyring) = self.config.keyring.as_deref() else {
+            let Some(c) = compression else { return Ok(None) };
+            let mut out = Vec::with_capacity(PLAIN_HEADER_LEN + body.len() / 2 + 64);
+            out.extend_from_slice(&[MAGIC, VERSION, c.code() | multi_flag]);
+            c.compress_into(body, &mut out)?;
+            return Ok((out.len() - PLAIN_HEADER_LEN < body.len()).then_some(out));
+        };
+        let nonces = self
+            .nonces
+            .as_mut()
+            .ok_or_else(|| CodecError::usage("envelope has a keyring but no nonce sequence"))?;
+
+        let mut out = Vec::with_capacity(SEALED_HEADER_LEN + body.len() + TAG_LEN + 64);
+        out.resize(SEALED_HEADER_LEN, 0);
+        let mut code = 0;
+        if let Some(c) = compression {
+            c.compress_into(body, &mut out)?;
+            if out.len() - SEALED_HEADER_LEN < body.len() {
+                code = c.code();
+            } else {
+                out.truncate(SEALED_HEADER_LEN);
+            }
+        }
+        if code == 0 {
+            out.extend_from_slice(body);
+        }
+        let nonce = nonces.next_nonce()?;
+        let mut header = [0u8; SEALED_HEADER_LEN];
+        header[0] = MAGIC;
+        header[1] = VERSION;
+        header[2] = code | FLAG_ENCRYPTED | multi_flag;
+        header[3..7].copy_from_slice(&keyring.active().to_be_bytes());
+        header[7..19].copy_from_slice(&nonce);
+        header[19..27].copy_from_slice(&self.send_seq.to_be_bytes());
+        out[..SEALED_HEADER_LEN].copy_from_slice(&header);
+        keyring.seal_in_place(nonce, &header, &mut out, SEALED_HEADER_LEN)?;
+        self.send_seq = self
+            .send_seq
+            .checked_add(1)
+            .ok_or_else(|| CodecError::usage("sequence number exhausted"))?;
+        Ok(Some(out))
     }
 
     /// Open one frame payload. Call it for payloads starting with `MAGIC`, and for every payload when
     /// `has_keyring()`. Fatal errors (Decrypt, Framing, `FrameTooLarge`) are returned as `Err`; a body that
     /// does not decompress is `Err(CodecError::Parse)` and the stream may go on.
     pub fn open<'a>(&mut self, payload: &'a [u8], offset: u64) -> CodecResult<Opened<'a>> {
-        let _ = (payload, offset);
-        Err(CodecError::framing("envelopes are being written", offset))
+        let has_keyring = self.config.keyring.is_some();
+        if payload.first() != Some(&MAGIC) {
+            return Err(if has_keyring {
+                CodecError::decrypt(
+                    "plaintext frame refused: this codec has a keyring and accepts only encrypted frames",
+                )
+            } else {
+                CodecError::framing("payload is not an envelope", offset)
+            });
+        }
+        let [_, version, flags, ..] = *payload else {
+            return Err(CodecError::framing("truncated envelope header", offset));
+        };
+        if version != VERSION {
+            return Err(CodecError::framing(
+                format!("unknown envelope version {version}"),
+                offset,
+            ));
+        }
+        if flags & FLAG_RESERVED != 0 {
+            return Err(CodecError::framing(
+                format!("reserved envelope flag bits set (flags 0x{flags:02x})"),
+                offset,
+            ));
+        }
+        let compression = Compression::from_code(flags & FLAG_COMPRESSION, offset)?;
+        let multi = flags & FLAG_MULTI != 0;
+
+        if flags & FLAG_ENCRYPTED == 0 {
+            if has_keyring {
+                return Err(CodecError::decrypt(
+                    "unencrypted envelope refused: this codec has a keyring and accepts only encrypted frames",
+                ));
+            }
+            let compressed = &payload[PLAIN_HEADER_LEN..];
+            let body = match compression {
+                None => Cow::Borrowed(compressed),
+                Some(c) => Cow::Owned(c.decompress(compressed, self.config.max_frame_size, offset)?),
+            };
+            return Ok(Opened { body, multi });
+        }
+
+        let Some(keyring) = self.config.keyring.as_deref() else {
+            return Err(CodecError::decrypt(
+                "encrypted frame received but this codec has no keyring",
+            ));
+        };
+        if payload.len() < SEALED_HEADER_LEN + TAG_LEN {
+            return Err(CodecError::decrypt(format!(
+                "encrypted envelope of {} bytes is shorter than its header and tag ({})",
+                payload.len(),
+                SEALED_HEADER_LEN + TAG_LEN
+            )));
+        }
+        let (header, sealed) = payload.split_at(SEALED_HEADER_LEN);
+        let key_id = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&header[7..19]);
+        let mut seq_bytes = [0u8; 8];
+        seq_bytes.copy_from_slice(&header[19..27]);
+        let seq = u64::from_be_bytes(seq_bytes);
+        if !keyring.contains(key_id) {
+            return Err(CodecError::decrypt(format!("unknown key id {key_id}")));
+        }
+        if self.nonces.as_ref().is_some_and(|n| n.prefix() == nonce[..8]) {
+            return Err(CodecError::decrypt(
+                "reflected frame refused: its nonce prefix is this codec's own sending prefix",
+            ));
+        }
+        // Decrypt in place in the one buffer the body needs anyway.
+        let mut buf = sealed.to_vec();
+        let len = keyring.open_in_place(key_id, nonce, header, &mut buf)?;
+        buf.truncate(len);
+        if seq != self.recv_seq {
+            return Err(CodecError::decrypt(format!(
+                "sequence number {seq} where {} was expected: frame replayed, dropped or reordered",
+                self.recv_seq
+            )));
+        }
+        self.recv_seq += 1;
+        let body = match compression {
+            None => buf,
+            Some(c) => c.decompress(&buf, self.config.max_frame_size, offset)?,
+        };
+        Ok(Opened {
+            body: Cow::Owned(body),
+            multi,
+        })
     }
 }
 
@@ -91,4 +273,491 @@ pub fn split_records(body: &[u8]) -> impl Iterator<Item = CodecResult<&[u8]>> {
         rest = tail;
         Some(Ok(msg))
     })
+}
+
+/// The test vectors of docs/wire-format.md section 5, regenerated from this implementation.
+/// `cargo test --no-default-features --lib print_test_vectors -- --ignored --nocapture` prints them.
+#[cfg(test)]
+pub(crate) mod vectors {
+    use std::fmt::Write as _;
+
+    use super::*;
+
+    pub const KEY: [u8; 32] = [
+        0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11,
+        0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+    ];
+    pub const KEY_ID: u32 = 1;
+    pub const PREFIX: [u8; 8] = [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7];
+    pub const SMALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    pub const LARGE: &str = concat!(
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":["#,
+        r#"{"name":"read_file","description":"Read a file from the workspace","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}},"#,
+        r#"{"name":"write_file","description":"Write a file to the workspace","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}},"#,
+        r#"{"name":"list_files","description":"List the files of the workspace","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}}"#,
+        "]}}"
+    );
+    pub const BATCH: [&str; 3] = [
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":2}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"result":{}}"#,
+    ];
+
+    #[allow(clippy::unnecessary_wraps)] // the signature is PrefixSource's
+    fn fixed_prefix(d: &mut [u8; 8]) -> CodecResult<()> {
+        *d = PREFIX;
+        Ok(())
+    }
+
+    pub fn hex(b: &[u8]) -> String {
+        b.iter().fold(String::new(), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A fresh sender with the published key and nonce prefix.
+    pub fn sender(compression: Option<Compression>, keyed: bool) -> Envelope {
+        let keyring =
+            keyed.then(|| Arc::new(KeyRing::new(vec![(KEY_ID, KEY)], KEY_ID).unwrap_or_else(|e| panic!("{e}"))));
+        let config = EnvelopeConfig {
+            compression,
+            compress_min_size: 0,
+            keyring,
+            max_frame_size: 16 << 20,
+        };
+        Envelope::with_nonce_source(config, fixed_prefix).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn block(out: &mut String, title: &str, compression: Option<Compression>, keyed: bool, inputs: &[&str]) {
+        let payload = if compression.is_none() && !keyed {
+            inputs.concat().into_bytes()
+        } else {
+            let mut s = sender(compression, keyed);
+            let body = if inputs.len() == 1 {
+                inputs[0].as_bytes().to_vec()
+            } else {
+                let mut b = Vec::new();
+                for m in inputs {
+                    push_record(&mut b, m.as_bytes());
+                }
+                b
+            };
+            s.seal(&body, inputs.len() > 1)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("{title}: not sealed"))
+        };
+        let _ = write!(out, "### {title}\n\n```text\n");
+        let _ = writeln!(out, "compression: {}", compression.map_or("none", Compression::name));
+        if keyed {
+            let _ = write!(
+                out,
+                "key: {}\nkey_id: {KEY_ID}\nnonce_prefix: {}\nseq: 0\n",
+                hex(&KEY),
+                hex(&PREFIX)
+            );
+        } else {
+            out.push_str("key: none\n");
+        }
+        for m in inputs {
+            let _ = writeln!(out, "input: {m}");
+        }
+        let _ = write!(out, "frame: {}\n```\n\n", hex(&frame(&payload)));
+    }
+
+    /// Section 5's vector blocks, exactly as the document holds them.
+    pub fn render() -> String {
+        let mut out = String::new();
+        block(&mut out, "5.1 Plain `length` frame", None, false, &[SMALL]);
+        block(
+            &mut out,
+            "5.2 lz4, unencrypted envelope",
+            Some(Compression::Lz4),
+            false,
+            &[LARGE],
+        );
+        block(
+            &mut out,
+            "5.3 brotli, unencrypted envelope",
+            Some(Compression::Brotli),
+            false,
+            &[LARGE],
+        );
+        block(&mut out, "5.4 Encrypted, no compression", None, true, &[SMALL]);
+        block(
+            &mut out,
+            "5.5 Encrypted and lz4",
+            Some(Compression::Lz4),
+            true,
+            &[LARGE],
+        );
+        block(
+            &mut out,
+            "5.6 Encrypted multi batch (`encode_many`)",
+            None,
+            true,
+            &BATCH,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::vectors::{hex, sender, KEY, KEY_ID, LARGE, PREFIX, SMALL};
+    use super::*;
+
+    fn ok<T>(r: CodecResult<T>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn keyring(keys: &[(u32, u8)], active: u32) -> Arc<KeyRing> {
+        Arc::new(ok(KeyRing::new(
+            keys.iter().map(|&(id, b)| (id, [b; 32])).collect(),
+            active,
+        )))
+    }
+
+    fn env(compression: Option<Compression>, keyring: Option<Arc<KeyRing>>) -> Envelope {
+        ok(Envelope::new(EnvelopeConfig {
+            compression,
+            compress_min_size: 0,
+            keyring,
+            max_frame_size: 1 << 20,
+        }))
+    }
+
+    /// A sender/receiver pair sharing one key.
+    fn pair(compression: Option<Compression>) -> (Envelope, Envelope) {
+        let k = keyring(&[(1, 1)], 1);
+        (env(compression, Some(k.clone())), env(None, Some(k)))
+    }
+
+    fn seal(e: &mut Envelope, body: &[u8]) -> Vec<u8> {
+        ok(e.seal(body, false)).unwrap_or_else(|| panic!("not sealed"))
+    }
+
+    fn decrypt_message(r: CodecResult<Opened<'_>>) -> String {
+        match r {
+            Err(CodecError::Decrypt { message }) => message,
+            other => panic!("expected DecryptError, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_document_holds_the_current_test_vectors() {
+        let doc = include_str!("../docs/wire-format.md");
+        let rendered = vectors::render();
+        assert!(
+            doc.contains(&rendered),
+            "docs/wire-format.md section 5 is stale; regenerate with \
+             `cargo test --no-default-features --lib print_test_vectors -- --ignored --nocapture`"
+        );
+    }
+
+    #[test]
+    #[ignore = "prints docs/wire-format.md section 5"]
+    fn print_test_vectors() {
+        let rendered = vectors::render();
+        std::io::Write::write_all(&mut std::io::stdout(), rendered.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn known_answer_encrypted_frame() {
+        let mut s = sender(None, true);
+        let out = seal(&mut s, SMALL.as_bytes());
+        assert_eq!(&out[..3], &[MAGIC, 1, FLAG_ENCRYPTED]);
+        assert_eq!(&out[3..7], &KEY_ID.to_be_bytes());
+        assert_eq!(&out[7..15], &PREFIX);
+        assert_eq!(&out[15..27], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(out.len(), 27 + SMALL.len() + 16);
+        // The second frame counts nonce and seq up.
+        let out2 = seal(&mut s, SMALL.as_bytes());
+        assert_eq!(&out2[15..19], &[0, 0, 0, 1]);
+        assert_eq!(&out2[19..27], &1u64.to_be_bytes());
+        // Independently: AES-256-GCM(key, nonce, aad=header) of the body through ring directly.
+        let k = ok(KeyRing::new(vec![(9, KEY)], 9));
+        let mut expect = SMALL.as_bytes().to_vec();
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&out[7..19]);
+        ok(k.seal_in_place(nonce, &out[..27], &mut expect, 0));
+        assert_eq!(hex(&out[27..]), hex(&expect));
+    }
+
+    #[test]
+    fn round_trip_every_mode() {
+        for compression in [None, Some(Compression::Lz4), Some(Compression::Brotli)] {
+            for keyed in [false, true] {
+                let k = keyed.then(|| keyring(&[(5, 5)], 5));
+                let mut tx = env(compression, k.clone());
+                let mut rx = env(None, k);
+                let body = LARGE.as_bytes();
+                let Some(frame) = ok(tx.seal(body, false)) else {
+                    assert!(compression.is_none() && !keyed);
+                    continue;
+                };
+                let opened = ok(rx.open(&frame, 0));
+                assert_eq!((&*opened.body, opened.multi), (body, false), "{compression:?} {keyed}");
+            }
+        }
+    }
+
+    #[test]
+    fn unkept_compression_and_the_min_size() {
+        let mut e = ok(Envelope::new(EnvelopeConfig {
+            compression: Some(Compression::Lz4),
+            compress_min_size: 1024,
+            keyring: None,
+            max_frame_size: 1 << 20,
+        }));
+        assert!(
+            ok(e.seal(LARGE.as_bytes(), false)).is_none(),
+            "below compress_min_size: plain frames"
+        );
+        let big = LARGE.repeat(4);
+        let sealed = ok(e.seal(big.as_bytes(), true)).unwrap_or_default();
+        assert_eq!(&sealed[..3], &[MAGIC, 1, 1 | FLAG_MULTI]);
+        // Incompressible data is sent plain even above the threshold.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        assert!(ok(e.seal(&noise, false)).is_none());
+        // With a keyring it is sealed with compression 0.
+        let (mut tx, mut rx) = pair(Some(Compression::Lz4));
+        let f = seal(&mut tx, &noise);
+        assert_eq!(f[2], FLAG_ENCRYPTED);
+        assert_eq!(&*ok(rx.open(&f, 0)).body, &noise[..]);
+    }
+
+    #[test]
+    fn seals_differ_and_hide_the_plaintext() {
+        let (mut tx, _) = pair(None);
+        let a = seal(&mut tx, LARGE.as_bytes());
+        let b = seal(&mut tx, LARGE.as_bytes());
+        assert_ne!(a[27..], b[27..]);
+        for f in [&a, &b] {
+            assert!(!f.windows(8).any(|w| w == b"jsonrpc\"" || w == b"read_fil"));
+        }
+        let (mut tx2, _) = pair(None);
+        let c = seal(&mut tx2, LARGE.as_bytes());
+        assert_ne!(a[7..15], c[7..15], "two codecs draw different prefixes");
+    }
+
+    #[test]
+    fn every_flipped_bit_is_refused() {
+        let (mut tx, _) = pair(Some(Compression::Lz4));
+        let frame = seal(&mut tx, LARGE.as_bytes());
+        for i in 0..frame.len() {
+            for bit in 0..8 {
+                let (_, mut rx) = pair(None);
+                let mut bad = frame.clone();
+                bad[i] ^= 1 << bit;
+                let r = rx.open(&bad, 0);
+                assert!(matches!(&r, Err(e) if e.is_fatal()), "byte {i} bit {bit}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_six_decrypt_refusals() {
+        let (mut tx, _) = pair(None);
+        let f0 = seal(&mut tx, SMALL.as_bytes());
+        let f1 = seal(&mut tx, SMALL.as_bytes());
+        let f2 = seal(&mut tx, SMALL.as_bytes());
+
+        // 1. plaintext: a bare message, or an envelope without the encrypted bit.
+        let (_, mut rx) = pair(None);
+        assert!(decrypt_message(rx.open(SMALL.as_bytes(), 0)).contains("plaintext"));
+        let mut plain_env = ok(env(Some(Compression::Lz4), None).seal(LARGE.as_bytes(), false)).unwrap_or_default();
+        assert!(decrypt_message(rx.open(&plain_env, 0)).contains("unencrypted"));
+        plain_env.truncate(3);
+        assert!(decrypt_message(rx.open(&plain_env, 0)).contains("unencrypted"));
+        // 2. shorter than header + tag.
+        assert!(decrypt_message(rx.open(&f0[..27 + 15], 0)).contains("shorter"));
+        // 3. unknown key id.
+        let (_, mut other) = (0, env(None, Some(keyring(&[(2, 1)], 2))));
+        assert_eq!(decrypt_message(other.open(&f0, 0)), "unknown key id 1");
+        // 4. tag does not verify (wrong key under the right id, or a changed byte).
+        let mut wrong = env(None, Some(keyring(&[(1, 9)], 1)));
+        assert!(decrypt_message(wrong.open(&f0, 0)).contains("authentication failed"));
+        // 5. reflected: the sender receives its own frame.
+        assert!(decrypt_message(tx.open(&f0, 0)).contains("reflected"));
+        // 6. seq other than expected: replay, drop, reorder.
+        let (_, mut rx) = pair(None);
+        assert!(rx.open(&f0, 0).is_ok());
+        assert!(decrypt_message(rx.open(&f0, 0)).contains("sequence number 0 where 1"));
+        let (_, mut rx) = pair(None);
+        assert!(decrypt_message(rx.open(&f1, 0)).contains("sequence number 1 where 0"));
+        let (_, mut rx) = pair(None);
+        assert!(rx.open(&f0, 0).is_ok());
+        assert!(decrypt_message(rx.open(&f2, 0)).contains("sequence number 2 where 1"));
+        // Without a keyring, any encrypted envelope is refused.
+        assert!(decrypt_message(env(None, None).open(&f0, 0)).contains("no keyring"));
+    }
+
+    #[test]
+    fn framing_refusals() {
+        for keyed in [false, true] {
+            let mut rx = env(None, keyed.then(|| keyring(&[(1, 1)], 1)));
+            for (payload, needle) in [
+                (&[MAGIC][..], "truncated"),
+                (&[MAGIC, 1][..], "truncated"),
+                (&[MAGIC, 2, 0, b'{'][..], "unknown envelope version 2"),
+                (&[MAGIC, 1, 0x10, b'{'][..], "reserved"),
+                (&[MAGIC, 1, 0x80 | FLAG_ENCRYPTED][..], "reserved"),
+                (&[MAGIC, 1, 3, 0][..], "zstd not supported by this build"),
+            ] {
+                match rx.open(payload, 77) {
+                    Err(CodecError::Framing { message, offset: 77 }) => assert!(message.contains(needle), "{message}"),
+                    other => panic!("{payload:?}: {other:?}"),
+                }
+            }
+        }
+        assert!(matches!(
+            env(None, None).open(b"{}", 0),
+            Err(CodecError::Framing { .. })
+        ));
+    }
+
+    #[test]
+    fn bombs_and_corrupt_bodies() {
+        let zeros = vec![0u8; 8 << 20];
+        for c in [Compression::Lz4, Compression::Brotli] {
+            for keyed in [false, true] {
+                let k = keyed.then(|| keyring(&[(1, 1)], 1));
+                let mut tx = env(Some(c), k.clone());
+                let mut rx = env(None, k.clone());
+                let f = ok(tx.seal(&zeros, false)).unwrap_or_default();
+                assert!(f.len() < 64 << 10);
+                assert!(matches!(
+                    rx.open(&f, 3),
+                    Err(CodecError::FrameTooLarge {
+                        limit: 1_048_576,
+                        offset: 3,
+                        ..
+                    })
+                ));
+                // A body that does not decompress is a Parse error, and the stream goes on.
+                let mut rx = env(None, k.clone());
+                let mut tx = env(None, k);
+                let mut bogus = vec![MAGIC, 1, c.code()];
+                bogus.extend_from_slice(b"definitely not compressed");
+                if keyed {
+                    // Seal a lying body: header says compressed, body is garbage.
+                    let body = &bogus[3..];
+                    let mut f = ok(tx.seal(body, false)).unwrap_or_default();
+                    f[2] |= c.code();
+                    assert!(rx.open(&f, 0).is_err(), "tampered flags fail authentication");
+                } else {
+                    assert!(matches!(rx.open(&bogus, 0), Err(CodecError::Parse { .. })), "{c:?}");
+                    assert!(rx
+                        .open(
+                            &ok(env(Some(c), None).seal(LARGE.as_bytes(), false)).unwrap_or_default(),
+                            0
+                        )
+                        .is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_rotation() {
+        let old = keyring(&[(1, 1)], 1);
+        let both = Arc::new(ok(old.with_key(2, [2; 32], true)));
+        let mut tx_old = env(None, Some(old));
+        let mut tx_new = env(None, Some(both.clone()));
+        let mut rx = env(None, Some(both));
+        let f_old = seal(&mut tx_old, SMALL.as_bytes());
+        assert_eq!(&f_old[3..7], &1u32.to_be_bytes());
+        assert_eq!(&*ok(rx.open(&f_old, 0)).body, SMALL.as_bytes());
+        let f_new = seal(&mut tx_new, SMALL.as_bytes());
+        assert_eq!(&f_new[3..7], &2u32.to_be_bytes());
+        // Seq counts per direction, not per key: tx_new's first frame is seq 0, rx expects 1.
+        assert!(decrypt_message(rx.open(&f_new, 0)).contains("sequence"));
+        let mut rx = env(
+            None,
+            Some(Arc::new(ok(KeyRing::new(vec![(1, [1; 32]), (2, [2; 32])], 1)))),
+        );
+        assert_eq!(&*ok(rx.open(&f_new, 0)).body, SMALL.as_bytes());
+    }
+
+    #[test]
+    fn multi_records_round_trip() {
+        let (mut tx, mut rx) = pair(Some(Compression::Brotli));
+        let msgs: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{}}}}"#))
+            .collect();
+        let mut body = Vec::new();
+        for m in &msgs {
+            push_record(&mut body, m.as_bytes());
+        }
+        let f = ok(tx.seal(&body, true)).unwrap_or_default();
+        assert_eq!(f[2], FLAG_ENCRYPTED | FLAG_MULTI | Compression::Brotli.code());
+        let opened = ok(rx.open(&f, 0));
+        assert!(opened.multi);
+        let got: Vec<&[u8]> = split_records(&opened.body).map(ok).collect();
+        assert_eq!(got, msgs.iter().map(String::as_bytes).collect::<Vec<_>>());
+        let mut truncated = body.clone();
+        truncated.pop();
+        assert!(split_records(&truncated).any(|r| matches!(r, Err(CodecError::Parse { .. }))));
+    }
+
+    #[test]
+    fn zstd_config_is_a_usage_error() {
+        let r = Envelope::new(EnvelopeConfig {
+            compression: Some(Compression::Zstd),
+            compress_min_size: 0,
+            keyring: None,
+            max_frame_size: 1,
+        });
+        assert!(matches!(r, Err(CodecError::Usage(_))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn prop_round_trip(
+            compression in prop_oneof![Just(None), Just(Some(Compression::Lz4)), Just(Some(Compression::Brotli))],
+            keyed in any::<bool>(),
+            msgs in prop::collection::vec(prop::collection::vec(prop_oneof![Just(b'a'), Just(b'{'), any::<u8>()], 0..3000), 1..5),
+            min_size in prop_oneof![Just(0usize), Just(512usize)],
+        ) {
+            let k = keyed.then(|| keyring(&[(3, 3)], 3));
+            let cfg = |compression| EnvelopeConfig { compression, compress_min_size: min_size, keyring: k.clone(), max_frame_size: 1 << 20 };
+            let mut tx = ok(Envelope::new(cfg(compression)));
+            let mut rx = ok(Envelope::new(cfg(None)));
+            for _ in 0..2 {
+                let multi = msgs.len() > 1;
+                let body = if multi {
+                    let mut b = Vec::new();
+                    for m in &msgs { push_record(&mut b, m); }
+                    b
+                } else { msgs[0].clone() };
+                match ok(tx.seal(&body, multi)) {
+                    None => prop_assert!(!keyed),
+                    Some(f) => {
+                        prop_assert_eq!(f[0], MAGIC);
+                        let opened = ok(rx.open(&f, 0));
+                        prop_assert_eq!(opened.multi, multi);
+                        prop_assert_eq!(&*opened.body, &body[..]);
+                    }
+                }
+            }
+        }
+    }
 }
