@@ -1,0 +1,233 @@
+"""The pieces the baselines are made of, shared by the parent (client side) and `_peer` (server side).
+
+- `asyncio`: a hand-rolled `asyncio.Protocol` speaking NDJSON with orjson: split lines on
+  ``\\n``, ``orjson.loads`` each, ``orjson.dumps(msg) + b"\\n"`` and one ``transport.write`` per
+  message, with pause/resume flow control. What a careful user writes without rpcwire.
+- `reference`: rpcwire's own transports driven by the pure-Python `rpcwire.reference.Codec`
+  (see :func:`codec_override`).
+- `mcp`: the MCP SDK's stdio transport (`mcp.server.stdio.stdio_server` in the child,
+  `mcp.client.stdio.stdio_client` in the parent) moving `SessionMessage`s.
+
+The server logic is the same for every implementation: :class:`ServerLogic`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+from . import workloads
+
+__all__ = ("NdjsonProtocol", "ServerLogic", "codec_override")
+
+
+class ServerLogic:
+    """What every bench server does with each decoded message.
+
+    A ``bench/expect`` request opens a throughput run: the next `count` messages are counted and
+    not answered; after the last one the server answers the expect request with ``{"count": N}``.
+    Any other request gets :func:`workloads.response_for` (the size it asks for); the rest is
+    ignored.
+    """
+
+    __slots__ = ("_counted", "_expect", "_expect_id")
+
+    def __init__(self) -> None:
+        self._expect = 0
+        self._counted = 0
+        self._expect_id: Any = None
+
+    def on_message(self, msg: Any) -> dict[str, Any] | None:
+        """The answer to send for `msg`, or None."""
+        if self._expect > 0:
+            self._expect -= 1
+            if self._expect == 0:
+                return self._ack()
+            return None
+        if isinstance(msg, dict) and msg.get("method") == "bench/expect":
+            self._expect_id = msg.get("id")
+            self._expect = int(msg["params"]["count"])
+            self._counted = self._expect
+            return self._ack() if self._expect == 0 else None
+        return workloads.response_for(msg)
+
+    def _ack(self) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": self._expect_id, "result": {"count": self._counted}}
+
+
+class NdjsonProtocol(asyncio.Protocol):
+    """Hand-rolled NDJSON over an asyncio transport with orjson: the `asyncio` baseline.
+
+    Used on both sides. On the server side `logic` answers messages as they arrive; on the client
+    side decoded messages queue for :meth:`receive`. Works as a plain Protocol (sockets) and, via
+    :class:`NdjsonSubprocessProtocol` / a separate write transport, over pipes.
+    """
+
+    def __init__(self, logic: ServerLogic | None = None) -> None:
+        import orjson  # the baseline's one dependency
+
+        self._loads = orjson.loads
+        self._dumps = orjson.dumps
+        self._logic = logic
+        self._buf = bytearray()
+        self._queue: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+        self._closed = False
+        self.writer: asyncio.WriteTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.writer is None and isinstance(transport, asyncio.WriteTransport):
+            self.writer = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        if b"\n" not in data:
+            buf += data
+            return
+        buf += data
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()
+        loads = self._loads
+        logic = self._logic
+        if logic is None:
+            self._queue.extend(loads(line) for line in lines if line)
+            self._wake()
+            return
+        writer = self.writer
+        dumps = self._dumps
+        for line in lines:
+            if line:
+                out = logic.on_message(loads(line))
+                if out is not None and writer is not None:
+                    writer.write(dumps(out) + b"\n")
+
+    def eof_received(self) -> bool | None:
+        self._finish()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    # -- client side
+    async def send(self, msg: Any) -> None:
+        """One orjson.dumps and one transport.write; waits while the transport is paused."""
+        if self._closed or self.writer is None:
+            raise ConnectionError("connection closed")
+        self.writer.write(self._dumps(msg) + b"\n")
+        if self._paused:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+    async def receive(self) -> Any:
+        while not self._queue:
+            if self._closed:
+                raise ConnectionError("connection closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class NdjsonSubprocessProtocol(asyncio.SubprocessProtocol):
+    """The same baseline over a child's pipes (`loop.subprocess_exec`)."""
+
+    def __init__(self) -> None:
+        self.inner = NdjsonProtocol()
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self.inner.writer = stdin
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.inner.data_received(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def process_exited(self) -> None:
+        self.inner.connection_lost(None)
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def reference_codec_class() -> type:
+    """`rpcwire.reference.Codec` (ImportError when the reference extra is missing)."""
+    module = importlib.import_module("rpcwire.reference")
+    cls: type = module.Codec
+    return cls
+
+
+#: Where rpcwire's transports look the codec class up, in the order tried.
+_CODEC_SITES = ("rpcwire._protocol", "rpcwire._transport", "rpcwire._memory", "rpcwire._sockets")
+
+
+@contextlib.contextmanager
+def codec_override(impl: str) -> Iterator[None]:
+    """While active, rpcwire's transports build `rpcwire.reference.Codec` instead of `rpcwire.Codec`.
+
+    This is how the `reference` baseline runs "the same transport code with a pure-Python
+    codec". A transport builds its codec when it connects, so the override only needs to
+    span connection set-up. For impl "rpcwire" it does nothing.
+    """
+    if impl != "reference":
+        yield
+        return
+    ref = reference_codec_class()
+    patched: list[tuple[Any, Any]] = []
+    try:
+        for name in _CODEC_SITES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            if hasattr(module, "Codec"):
+                patched.append((module, module.Codec))
+                setattr(module, "Codec", ref)  # noqa: B010
+        if not patched:
+            raise RuntimeError("cannot find where rpcwire's transports build their Codec")
+        yield
+    finally:
+        for module, original in patched:
+            setattr(module, "Codec", original)  # noqa: B010

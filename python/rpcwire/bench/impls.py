@@ -1,0 +1,361 @@
+"""Client-side connections for each implementation, and the endpoints that open them.
+
+An :class:`Endpoint` is one setup (implementation, transport, framing, compression, encryption):
+for unix/tcp it starts one server child process (`rpcwire.bench._peer`) and opens connections
+to it; for stdio every connection is its own spawned child; for memory both ends live in this
+process (there is no process boundary to cross). A :class:`Conn` exposes ``prepare`` (turn a
+dict into what this implementation sends, done before timing), ``send``, ``receive``,
+``ack_count`` and ``close``; for rpcwire ``send``/``receive`` are the transport's own bound
+methods, so the harness adds no call layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from typing import Any
+
+from ._peer import KEY_ENV, codec_kwargs
+from .baselines import NdjsonProtocol, NdjsonSubprocessProtocol, ServerLogic, codec_override
+
+__all__ = ("Conn", "Endpoint", "Setup", "kill_all_children")
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 3.0
+
+#: Every child process started by the harness, so an interrupt can always reap them.
+_CHILDREN: set[Any] = set()
+
+
+def kill_all_children() -> None:
+    """SIGKILL every child process (and its group) still alive; the last line of defence."""
+    import signal
+
+    for proc in list(_CHILDREN):
+        pid = getattr(proc, "pid", None)
+        if pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+            os.killpg(pid, signal.SIGKILL)
+        _CHILDREN.discard(proc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """The part of a case that needs its own server: everything but size and mode."""
+
+    impl: str
+    transport: str
+    framing: str
+    compression: str
+    encrypted: bool
+
+
+class Conn:
+    """One client connection. Subclasses set `send` and `receive` as fast as they can."""
+
+    send: Any
+    receive: Any
+
+    def prepare(self, msg: dict[str, Any]) -> Any:
+        return msg
+
+    def ack_count(self, reply: Any) -> int | None:
+        if isinstance(reply, dict):
+            result = reply.get("result")
+            if isinstance(result, dict) and isinstance(result.get("count"), int):
+                return int(result["count"])
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _TransportConn(Conn):
+    """rpcwire and reference: an rpcwire Transport, its methods used directly."""
+
+    def __init__(self, transport: Any, on_close: Any = None) -> None:
+        self.t = transport
+        self.send = transport.send
+        self.receive = transport.receive
+        self._on_close = on_close
+
+    async def close(self) -> None:
+        try:
+            await self.t.close()
+        finally:
+            if self._on_close is not None:
+                await self._on_close()
+
+
+class _NdjsonConn(Conn):
+    def __init__(self, proto: NdjsonProtocol, on_close: Any = None) -> None:
+        self.proto = proto
+        self.send = proto.send
+        self.receive = proto.receive
+        self._on_close = on_close
+
+    async def close(self) -> None:
+        self.proto.close()
+        if self._on_close is not None:
+            await self._on_close()
+
+
+class _McpConn(Conn):
+    def __init__(self, stack: contextlib.AsyncExitStack, read: Any, write: Any) -> None:
+        from mcp.shared.message import SessionMessage
+        from mcp.types import jsonrpc_message_adapter
+
+        self._stack = stack
+        self._read = read
+        self._session_message = SessionMessage
+        self._adapter = jsonrpc_message_adapter
+        self.send = write.send
+
+    def prepare(self, msg: dict[str, Any]) -> Any:
+        return self._session_message(self._adapter.validate_python(msg))
+
+    async def receive(self) -> Any:
+        item = await self._read.receive()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def ack_count(self, reply: Any) -> int | None:
+        result = getattr(getattr(reply, "message", None), "result", None)
+        if isinstance(result, dict) and isinstance(result.get("count"), int):
+            return int(result["count"])
+        return None
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+class Endpoint:
+    """Opens connections for one :class:`Setup`; an async context manager that owns its children."""
+
+    def __init__(self, setup: Setup, loop: str = "asyncio", key_hex: str | None = None) -> None:
+        self.setup = setup
+        self.loop = loop
+        self.key_hex = key_hex
+        self.address: str | None = None
+        self._server: Any = None
+        self._tmpdir: str | None = None
+        self._conns: list[Conn] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- helpers
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.key_hex is not None:
+            env[KEY_ENV] = self.key_hex
+        return env
+
+    def _peer_argv(self, transport: str) -> list[str]:
+        s = self.setup
+        argv = [sys.executable, "-m", "rpcwire.bench._peer", "--impl", s.impl, "--transport", transport]
+        argv += ["--framing", s.framing, "--compression", s.compression, "--loop", self.loop]
+        if s.encrypted:
+            argv.append("--encrypted")
+        if self.address is not None:
+            argv += ["--address", self.address]
+        return argv
+
+    def _codec(self) -> dict[str, Any]:
+        s = self.setup
+        if s.encrypted and self.key_hex is not None:
+            os.environ.setdefault(KEY_ENV, self.key_hex)
+        return codec_kwargs(s.framing, s.compression, s.encrypted)
+
+    # -- lifecycle
+    async def __aenter__(self) -> Endpoint:
+        s = self.setup
+        if s.transport in ("unix", "tcp"):
+            if s.transport == "unix":
+                self._tmpdir = tempfile.mkdtemp(prefix="rpcwire-bench-")
+                self.address = f"unix://{os.path.join(self._tmpdir, 'bench.sock')}"
+            else:
+                self.address = "tcp://127.0.0.1:0"
+            await self._start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for conn in reversed(self._conns):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), STOP_TIMEOUT + 2)
+        self._conns.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_server()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    async def _start_server(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *self._peer_argv(self.setup.transport),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=self._env(),
+            start_new_session=True,
+        )
+        _CHILDREN.add(proc)
+        self._server = proc
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"bench server ({self.setup.impl}) did not start within {START_TIMEOUT:.0f} s") from None
+        text = line.decode(errors="replace").strip()
+        if not text.startswith("ADDRESS "):
+            code = await _reap(proc)
+            raise RuntimeError(f"bench server ({self.setup.impl}) failed to start (exit {code}): {text!r}")
+        self.address = text.split(" ", 1)[1]
+
+    async def _stop_server(self) -> None:
+        proc = self._server
+        if proc is None:
+            return
+        self._server = None
+        if proc.stdin is not None:
+            proc.stdin.close()
+        await _reap(proc)
+
+    # -- connections
+    async def open(self) -> Conn:
+        """A new connection (for stdio: a new child process)."""
+        conn = await self._open()
+        self._conns.append(conn)
+        return conn
+
+    async def close_conn(self, conn: Conn) -> None:
+        if conn in self._conns:
+            self._conns.remove(conn)
+        await conn.close()
+
+    async def _open(self) -> Conn:
+        s = self.setup
+        if s.impl in ("rpcwire", "reference"):
+            return await self._open_rpcwire()
+        if s.impl == "asyncio":
+            return await self._open_asyncio()
+        if s.impl == "mcp":
+            return await self._open_mcp()
+        raise ValueError(f"unknown implementation {s.impl!r}")
+
+    async def _open_rpcwire(self) -> Conn:
+        import rpcwire
+
+        s = self.setup
+        opts = self._codec()
+        with codec_override(s.impl):
+            if s.transport == "memory":
+                a, b = rpcwire.memory_pair(**opts)
+                task = asyncio.get_running_loop().create_task(_serve_memory(b))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return _TransportConn(a)
+            if s.transport == "stdio":
+                stack = contextlib.AsyncExitStack()
+                cm = rpcwire.spawn(self._peer_argv("stdio"), env=self._env(), **opts)
+                t = await stack.enter_async_context(cm)
+                entry = _Pid(t.pid) if isinstance(getattr(t, "pid", None), int) else None
+                if entry is not None:
+                    _CHILDREN.add(entry)
+
+                async def stop() -> None:
+                    _CHILDREN.discard(entry)
+                    await stack.aclose()
+
+                return _TransportConn(t, on_close=stop)
+            assert self.address is not None
+            t = await rpcwire.connect(self.address, **opts)
+            return _TransportConn(t)
+
+    async def _open_asyncio(self) -> Conn:
+        s = self.setup
+        loop = asyncio.get_running_loop()
+        if s.transport == "stdio":
+            transport, sub = await loop.subprocess_exec(
+                NdjsonSubprocessProtocol,
+                *self._peer_argv("stdio"),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=None,
+                env=self._env(),
+                start_new_session=True,
+            )
+            entry = _Pid(transport.get_pid())
+            _CHILDREN.add(entry)
+
+            async def stop() -> None:
+                _CHILDREN.discard(entry)
+                stdin = transport.get_pipe_transport(0)
+                if stdin is not None:
+                    stdin.close()
+                try:
+                    await asyncio.wait_for(asyncio.shield(sub.exited), STOP_TIMEOUT)
+                except asyncio.TimeoutError:
+                    transport.kill()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(sub.exited, STOP_TIMEOUT)
+                transport.close()
+
+            return _NdjsonConn(sub.inner, on_close=stop)
+        assert self.address is not None
+        if s.transport == "unix":
+            _, proto = await loop.create_unix_connection(NdjsonProtocol, self.address[len("unix://") :])
+        else:
+            host, _, port = self.address[len("tcp://") :].rpartition(":")
+            transport2, proto = await loop.create_connection(NdjsonProtocol, host.strip("[]"), int(port))
+            sock = transport2.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _NdjsonConn(proto)
+
+    async def _open_mcp(self) -> Conn:
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        argv = self._peer_argv("stdio")
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=self._env())
+        stack = contextlib.AsyncExitStack()
+        read, write = await stack.enter_async_context(stdio_client(params))
+        return _McpConn(stack, read, write)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pid:
+    pid: int
+
+
+async def _serve_memory(t: Any) -> None:
+    import rpcwire
+
+    logic = ServerLogic()
+    try:
+        async for msg in t:
+            out = logic.on_message(msg)
+            if out is not None:
+                await t.send(out)
+    except rpcwire.ConnectionClosed:
+        pass
+
+
+async def _reap(proc: Any) -> int | None:
+    try:
+        return int(await asyncio.wait_for(proc.wait(), STOP_TIMEOUT))
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        return None
+    finally:
+        _CHILDREN.discard(proc)
