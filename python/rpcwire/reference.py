@@ -26,7 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
+import brotli  # type: ignore[import-untyped]
+import lz4.frame  # type: ignore[import-untyped]
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._errors import DecryptError, FrameTooLarge, FramingError, InvalidRequest, ParseError, ProtocolError
 
@@ -368,14 +372,12 @@ class Codec:
         self._error: Exception | None = None
 
         # Envelope state.
-        self._aead: dict[int, Any] = {}
+        self._aead: dict[int, AESGCM] = {}
         self._prefix = os.urandom(8)
         self._counter = 0
         self._send_seq = 0
         self._recv_seq = 0
         if self._keyring is not None:
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
             self._aead = {key_id: AESGCM(key) for key_id, key in self._keyring.keys.items()}
 
     # -- properties ----------------------------------------------------------------------------
@@ -628,7 +630,120 @@ class Codec:
     # -- the envelope, receiving (wire-format 3) -----------------------------------------------
 
     def _open(self, payload: bytes, offset: int, out: list[Item]) -> None:
-        raise FramingError(f"envelopes are not supported yet (at byte {offset})")
+        """One envelope (or, with a keyring, any payload) to its items."""
+        size = len(payload)
+        keyring = self._keyring
+        if payload[:1] != b"\xfb":
+            # Only reached with a keyring: every frame must then be an encrypted envelope.
+            raise DecryptError(f"plaintext frame reached a codec with a keyring (frame at byte {offset})")
+        if size < _PLAIN_HEADER:
+            if keyring is not None:
+                raise DecryptError(f"encrypted envelope shorter than {_SEALED_HEADER + _TAG} bytes")
+            raise FramingError(f"envelope header truncated to {size} bytes (at byte {offset})")
+        version = payload[1]
+        flags = payload[2]
+        if version != _VERSION:
+            raise FramingError(f"unknown envelope version {version} (at byte {offset})")
+        if flags & _FLAG_RESERVED:
+            raise FramingError(f"reserved envelope flag bits set: {flags:#04x} (at byte {offset})")
+        method = flags & _FLAG_COMPRESSION
+        if method == 3:
+            raise FramingError(f"zstd is not supported by rpcwire.reference (at byte {offset})")
+        if flags & _FLAG_ENCRYPTED:
+            if keyring is None:
+                raise DecryptError("encrypted envelope reached a codec without a keyring")
+            body = self._decrypt(payload)
+        elif keyring is not None:
+            raise DecryptError(f"unencrypted envelope reached a codec with a keyring (frame at byte {offset})")
+        else:
+            body = payload[_PLAIN_HEADER:]
+        if method:
+            try:
+                body = self._decompress(method, body)
+            except _Undecompressable as exc:
+                out.append(ParseError(str(exc)))
+                return
+        if flags & _FLAG_MULTI:
+            self._records(body, out)
+        else:
+            out.append(_item(body))
+
+    def _decrypt(self, payload: bytes) -> bytes:
+        """Open a sealed envelope (wire-format 3.2); checks in the order the spec lists them."""
+        if len(payload) < _SEALED_HEADER + _TAG:
+            raise DecryptError(f"encrypted envelope shorter than {_SEALED_HEADER + _TAG} bytes")
+        key_id = int.from_bytes(payload[3:7], "big")
+        aead = self._aead.get(key_id)
+        if aead is None:
+            raise DecryptError(f"unknown key id {key_id}")
+        nonce = payload[7:19]
+        header = payload[:_SEALED_HEADER]
+        try:
+            body: bytes = aead.decrypt(nonce, payload[_SEALED_HEADER:], header)
+        except InvalidTag:
+            raise DecryptError(f"authentication failed (key id {key_id})") from None
+        if nonce[:8] == self._prefix:
+            raise DecryptError("frame reflected back to its sender (nonce prefix is this codec's own)")
+        seq = int.from_bytes(payload[19:27], "big")
+        if seq != self._recv_seq:
+            raise DecryptError(f"frame out of sequence: expected seq {self._recv_seq}, got {seq}")
+        self._recv_seq += 1
+        return body
+
+    def _decompress(self, method: int, body: bytes) -> bytes:
+        """Decompress with the output capped at max_frame_size (a bomb fails fast, in bounded memory)."""
+        limit = self._max
+        if method == 1:
+            lz = lz4.frame.LZ4FrameDecompressor()
+            try:
+                out: bytes = lz.decompress(body, max_length=limit + 1)
+            except RuntimeError as exc:
+                raise _Undecompressable(f"lz4 body does not decompress: {exc}") from None
+            if len(out) > limit:
+                raise FrameTooLarge(f"decompressed body exceeds max_frame_size {limit}")
+            if not lz.eof:
+                raise _Undecompressable("lz4 body is truncated")
+            if lz.unused_data:
+                raise _Undecompressable(f"{len(lz.unused_data)} bytes after the end of the lz4 frame")
+            return out
+        br = brotli.Decompressor()
+        parts: list[bytes] = []
+        total = 0
+        try:
+            chunk: bytes = br.process(body, output_buffer_limit=limit + 1)
+            while True:
+                total += len(chunk)
+                if total > limit:
+                    raise FrameTooLarge(f"decompressed body exceeds max_frame_size {limit}")
+                parts.append(chunk)
+                if br.can_accept_more_data():
+                    break
+                chunk = br.process(b"", output_buffer_limit=limit + 1 - total)
+        except brotli.error as exc:
+            raise _Undecompressable(f"brotli body does not decompress: {exc}") from None
+        if not br.is_finished():
+            raise _Undecompressable("brotli body is truncated")
+        return b"".join(parts)
+
+    @staticmethod
+    def _records(body: bytes, out: list[Item]) -> None:
+        """A multi body: ``(u32be(L) || message[L])+``, one item per record."""
+        end = len(body)
+        if not end:
+            out.append(ParseError("multi envelope without records"))
+            return
+        pos = 0
+        while pos < end:
+            if end - pos < 4:
+                out.append(ParseError("truncated record header in multi envelope"))
+                return
+            size = int.from_bytes(body[pos : pos + 4], "big")
+            pos += 4
+            if end - pos < size:
+                out.append(ParseError("truncated record in multi envelope"))
+                return
+            out.append(_item(body[pos : pos + size]))
+            pos += size
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -720,4 +835,36 @@ class Codec:
 
     def _seal(self, body: bytes, multi: bool) -> bytes | None:
         """The envelope for ``body``, or None when it goes as plain frames."""
+        method = 0
+        if self._compression_code and len(body) >= self._compress_min_size:
+            if self._compression_code == 1:
+                packed: bytes = lz4.frame.compress(body)
+            else:
+                packed = brotli.compress(body, quality=_BROTLI_QUALITY, lgwin=_BROTLI_LGWIN)
+            if len(packed) < len(body):
+                body = packed
+                method = self._compression_code
+        flags = method | (_FLAG_MULTI if multi else 0)
+        keyring = self._keyring
+        if keyring is not None:
+            if self._counter > _MAX_U32:  # the counter would wrap: a fresh prefix keeps nonces unique
+                self._prefix = os.urandom(8)
+                self._counter = 0
+            nonce = self._prefix + self._counter.to_bytes(4, "big")
+            self._counter += 1
+            header = (
+                bytes((_MAGIC, _VERSION, flags | _FLAG_ENCRYPTED))
+                + keyring.active.to_bytes(4, "big")
+                + nonce
+                + self._send_seq.to_bytes(8, "big")
+            )
+            self._send_seq += 1
+            sealed: bytes = self._aead[keyring.active].encrypt(nonce, body, header)
+            return header + sealed
+        if method:
+            return bytes((_MAGIC, _VERSION, flags)) + body
         return None
+
+
+class _Undecompressable(Exception):
+    """A compressed body that does not decompress: a ParseError item, the stream goes on."""
