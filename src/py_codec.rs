@@ -1,20 +1,531 @@
-//! (being written: issue 2) placeholder so `import rpcwire` works while the codec is built.
-use pyo3::exceptions::PyNotImplementedError;
-use pyo3::prelude::*;
+//! `rpcwire.Codec` and `rpcwire.kind`: the Python face of the sans-IO codec.
+use std::sync::Arc;
 
+use jiter::{PythonParse, StringCacheMode};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+
+use crate::compress::Compression;
+use crate::crypto::KeyRing;
+use crate::envelope::{self, Envelope, EnvelopeConfig};
+use crate::errors::{CodecError, CodecResult};
+use crate::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
+use crate::jsonrpc::{self, JsonKind, JsonNode, TopLevel};
+use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr};
+use crate::py_json::write_value;
+
+/// Bodies at least this large are sealed and opened with the GIL released.
+const DETACH_MIN: usize = 64 * 1024;
+/// Room left in a multi envelope for its header and tag, so the sealed frame stays within `max_frame_size`.
+const ENVELOPE_OVERHEAD: usize = 64;
+
+/// A sans-IO JSON-RPC 2.0 codec for one connection: `feed` bytes in, get messages out; `encode`
+/// messages, get bytes to write.
 #[pyclass(module = "rpcwire")]
-pub struct Codec;
+pub struct Codec {
+    choice: FramingChoice,
+    decoder: FrameDecoder,
+    envelope: Envelope,
+    compression: Option<Compression>,
+    compress_min_size: usize,
+    max_frame_size: usize,
+    keyring: Option<Py<PyAny>>,
+}
+
+/// Why handling one frame stopped the feed.
+enum Stop {
+    /// A fatal codec error: poison the decoder and raise.
+    Fatal(CodecError),
+    /// A Python error while building items (e.g. `MemoryError`): raise it.
+    Python(PyErr),
+}
+
+impl From<PyErr> for Stop {
+    fn from(error: PyErr) -> Self {
+        Self::Python(error)
+    }
+}
 
 #[pymethods]
 impl Codec {
     #[new]
-    #[pyo3(signature = (**_kwargs))]
-    fn new(_kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<Self> {
-        Err(PyNotImplementedError::new_err("Codec is being written"))
+    #[pyo3(signature = (framing=None, compression=None, compress_min_size=1024, keyring=None, max_frame_size=16777216))]
+    fn new(
+        framing: Option<&str>,
+        compression: Option<&str>,
+        compress_min_size: i64,
+        keyring: Option<Bound<'_, PyAny>>,
+        max_frame_size: i64,
+    ) -> PyResult<Self> {
+        let compression = compression.map(Compression::from_name).transpose()?;
+        let keyring_inner = keyring.as_ref().map(keyring_arc).transpose()?;
+        let enveloped = compression.is_some() || keyring_inner.is_some();
+        let choice = match framing {
+            None if enveloped => FramingChoice::Fixed(Framing::Length),
+            None => FramingChoice::Fixed(Framing::Ndjson),
+            Some(name) => FramingChoice::from_name(name)?,
+        };
+        if choice == FramingChoice::Fixed(Framing::Ndjson) && enveloped {
+            return Err(PyValueError::new_err(
+                "compression and keyring need a binary framing ('length', 'content-length' or 'auto'), not 'ndjson'",
+            ));
+        }
+        let compress_min_size =
+            usize::try_from(compress_min_size).map_err(|_| PyValueError::new_err("compress_min_size must be >= 0"))?;
+        let max_frame_size = usize::try_from(max_frame_size)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| PyValueError::new_err("max_frame_size must be > 0"))?;
+        let envelope = Envelope::new(EnvelopeConfig {
+            compression,
+            compress_min_size,
+            keyring: keyring_inner,
+            max_frame_size,
+        })?;
+        let detected = match choice {
+            FramingChoice::Fixed(f) => Some(f),
+            FramingChoice::Auto => None,
+        };
+        Ok(Self {
+            choice,
+            decoder: FrameDecoder::new(detected, max_frame_size),
+            envelope,
+            compression,
+            compress_min_size,
+            max_frame_size,
+            keyring: keyring.map(Bound::unbind),
+        })
+    }
+
+    /// The framing: as configured, or for `auto` the one detected (`"auto"` until the first byte).
+    #[getter]
+    fn framing(&self) -> &'static str {
+        self.decoder.framing().map_or("auto", Framing::name)
+    }
+
+    #[getter]
+    fn compression(&self) -> Option<&'static str> {
+        self.compression.map(Compression::name)
+    }
+
+    #[getter]
+    fn compress_min_size(&self) -> usize {
+        self.compress_min_size
+    }
+
+    #[getter]
+    fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    /// Bytes held waiting for the rest of a frame.
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let framing = match self.choice {
+            FramingChoice::Fixed(f) => f.name(),
+            FramingChoice::Auto => "auto",
+        };
+        let compression = self
+            .compression
+            .map_or("None".to_string(), |c| format!("'{}'", c.name()));
+        let keyring = match &self.keyring {
+            Some(k) => k.bind(py).repr()?.to_string(),
+            None => "None".to_string(),
+        };
+        Ok(format!(
+            "rpcwire.Codec(framing='{framing}', compression={compression}, compress_min_size={}, \
+             keyring={keyring}, max_frame_size={})",
+            self.compress_min_size, self.max_frame_size
+        ))
+    }
+
+    /// Decode a chunk of the input stream; `b""` marks the end of input.
+    #[pyo3(signature = (data, /))]
+    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let items = PyList::empty(py);
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            // bytes are immutable: parse straight from them.
+            self.feed_slice(py, bytes.as_bytes(), &items)?;
+        } else {
+            // bytearray / memoryview: copy first, the caller may mutate them.
+            let owned = copy_buffer(py, data)?;
+            self.feed_slice(py, &owned, &items)?;
+        }
+        Ok(items)
+    }
+
+    /// Serialize one message (dict), batch (list) or pre-serialized JSON (bytes) into one frame.
+    #[pyo3(signature = (msg, /))]
+    fn encode<'py>(&mut self, py: Python<'py>, msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let framing = self.out_framing();
+        let mut out = Vec::new();
+        if framing.is_binary() && self.envelope.is_active() {
+            let mut body = Vec::new();
+            write_message(&mut body, msg, framing)?;
+            self.check_size(body.len())?;
+            self.seal_into(py, &mut out, framing, body, false)?;
+        } else {
+            self.frame_message(&mut out, framing, msg)?;
+        }
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Serialize many messages into one buffer (one envelope per `max_frame_size` of them when
+    /// compression or a keyring is configured).
+    #[pyo3(signature = (msgs, /))]
+    fn encode_many<'py>(&mut self, py: Python<'py>, msgs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let framing = self.out_framing();
+        let mut out = Vec::new();
+        if framing.is_binary() && self.envelope.is_active() {
+            let limit = self.max_frame_size.saturating_sub(ENVELOPE_OVERHEAD).max(1);
+            let mut body = Vec::new();
+            let mut count = 0usize;
+            for msg in msgs.try_iter()? {
+                let msg = msg?;
+                let at = body.len();
+                body.extend_from_slice(&[0; 4]);
+                write_message(&mut body, &msg, framing).inspect_err(|_| body.truncate(at))?;
+                let len = body.len() - at - 4;
+                self.check_size(len)?;
+                body[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+                if count > 0 && body.len() > limit {
+                    // Flush what came before this record as one envelope; the record starts the next.
+                    let record = body.split_off(at);
+                    self.seal_records(py, &mut out, framing, body, count)?;
+                    body = record;
+                    count = 0;
+                }
+                count += 1;
+            }
+            if count > 0 {
+                self.seal_records(py, &mut out, framing, body, count)?;
+            }
+        } else {
+            for msg in msgs.try_iter()? {
+                self.frame_message(&mut out, framing, &msg?)?;
+            }
+        }
+        Ok(PyBytes::new(py, &out))
     }
 }
 
+impl Codec {
+    /// The framing `encode` writes: the configured one, or for `auto` the one detected, else the default.
+    fn out_framing(&self) -> Framing {
+        match self.choice {
+            FramingChoice::Fixed(f) => f,
+            FramingChoice::Auto => self.decoder.framing().unwrap_or(if self.envelope.is_active() {
+                Framing::Length
+            } else {
+                Framing::Ndjson
+            }),
+        }
+    }
+
+    fn check_size(&self, size: usize) -> CodecResult<()> {
+        if size > self.max_frame_size {
+            return Err(CodecError::usage(format!(
+                "message of {size} bytes exceeds max_frame_size {}",
+                self.max_frame_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Write one plain frame around `msg`, serializing it straight into `out`.
+    fn frame_message(&self, out: &mut Vec<u8>, framing: Framing, msg: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(bytes) = msg.cast::<PyBytes>() {
+            let bytes = bytes.as_bytes();
+            check_ndjson_bytes(bytes, framing)?;
+            framing::write_frame(out, framing, bytes, self.max_frame_size)?;
+            return Ok(());
+        }
+        check_message_type(msg)?;
+        let mark = framing::begin_frame(out, framing);
+        write_value(out, msg).inspect_err(|_| out.truncate(mark.header))?;
+        framing::end_frame(out, framing, mark, self.max_frame_size)?;
+        Ok(())
+    }
+
+    /// Seal a records body holding `count` messages (a plain body when there is one).
+    fn seal_records(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<u8>,
+        framing: Framing,
+        mut body: Vec<u8>,
+        count: usize,
+    ) -> PyResult<()> {
+        if count == 1 {
+            body.drain(..4);
+            return self.seal_into(py, out, framing, body, false);
+        }
+        self.seal_into(py, out, framing, body, true)
+    }
+
+    /// Seal `body`, then frame the envelope, or the plain message(s) when the envelope says so.
+    fn seal_into(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<u8>,
+        framing: Framing,
+        body: Vec<u8>,
+        multi: bool,
+    ) -> PyResult<()> {
+        let envelope = &mut self.envelope;
+        let sealed = if body.len() >= DETACH_MIN {
+            py.detach(|| envelope.seal(&body, multi))
+        } else {
+            envelope.seal(&body, multi)
+        }?;
+        match sealed {
+            Some(payload) => framing::write_frame(out, framing, &payload, self.max_frame_size)?,
+            None if multi => {
+                for record in envelope::split_records(&body) {
+                    framing::write_frame(out, framing, record?, self.max_frame_size)?;
+                }
+            }
+            None => framing::write_frame(out, framing, &body, self.max_frame_size)?,
+        }
+        Ok(())
+    }
+
+    fn feed_slice(&mut self, py: Python<'_>, data: &[u8], items: &Bound<'_, PyList>) -> PyResult<()> {
+        let parser = PythonParse {
+            cache_mode: StringCacheMode::Keys,
+            ..PythonParse::default()
+        };
+        let Self { decoder, envelope, .. } = self;
+        let mut frames = decoder.feed(data).map_err(|e| to_pyerr(py, &e))?;
+        let Some(framing) = frames.framing() else {
+            return Ok(());
+        };
+        loop {
+            let outcome = match frames.next_frame() {
+                Ok(Some(frame)) => handle_frame(py, &parser, envelope, framing, &frame, items),
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(to_pyerr(py, &error)),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(Stop::Fatal(error)) => {
+                    let err = to_pyerr(py, &error);
+                    frames.poison(error);
+                    return Err(err);
+                }
+                Err(Stop::Python(err)) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Turn one frame into items.
+fn handle_frame(
+    py: Python<'_>,
+    parser: &PythonParse,
+    envelope: &mut Envelope,
+    framing: Framing,
+    frame: &Frame<'_>,
+    items: &Bound<'_, PyList>,
+) -> Result<(), Stop> {
+    let payload = frame.payload;
+    if !framing.is_binary() {
+        if envelope.has_keyring() {
+            return Err(Stop::Fatal(CodecError::decrypt(
+                "plaintext ndjson frame reached a codec with a keyring",
+            )));
+        }
+        return push_message(py, parser, payload, frame, items);
+    }
+    if payload.first() != Some(&envelope::MAGIC) && !envelope.has_keyring() {
+        return push_message(py, parser, payload, frame, items);
+    }
+    let offset = frame.offset;
+    let opened = if payload.len() >= DETACH_MIN {
+        py.detach(|| envelope.open(payload, offset))
+    } else {
+        envelope.open(payload, offset)
+    };
+    match opened {
+        Ok(opened) if opened.multi => {
+            for record in envelope::split_records(&opened.body) {
+                match record {
+                    Ok(message) => push_message(py, parser, message, frame, items)?,
+                    Err(CodecError::Parse { detail }) => items.append(parse_error_item(py, &detail)?)?,
+                    Err(error) => return Err(Stop::Fatal(error)),
+                }
+            }
+            Ok(())
+        }
+        Ok(opened) => push_message(py, parser, &opened.body, frame, items),
+        Err(CodecError::Parse { detail }) => Ok(items.append(parse_error_item(py, &detail)?)?),
+        Err(error) => Err(Stop::Fatal(error)),
+    }
+}
+
+/// Parse one message and append its item: the dict or batch, or a `ParseError`/`InvalidRequest`.
+fn push_message(
+    py: Python<'_>,
+    parser: &PythonParse,
+    json: &[u8],
+    frame: &Frame<'_>,
+    items: &Bound<'_, PyList>,
+) -> Result<(), Stop> {
+    let value = match parser.python_parse(py, json) {
+        Ok(value) => value,
+        Err(error) if frame.unterminated => {
+            let _ = error;
+            return Err(Stop::Fatal(CodecError::framing(
+                format!("input ended mid-frame, {} bytes buffered", json.len()),
+                frame.offset,
+            )));
+        }
+        Err(error) => {
+            items.append(parse_error_item(py, &error.description(json))?)?;
+            return Ok(());
+        }
+    };
+    match jsonrpc::classify_top(&value) {
+        TopLevel::Message(_) => items.append(value)?,
+        TopLevel::Invalid(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
+        TopLevel::Batch => {
+            let list = value.cast::<PyList>().map_err(PyErr::from)?;
+            if list.is_empty() {
+                items.append(invalid_request_item(py, jsonrpc::EMPTY_BATCH, None)?)?;
+                return Ok(());
+            }
+            for (i, element) in list.iter().enumerate() {
+                if let Err(detail) = jsonrpc::classify(&element) {
+                    list.set_item(i, invalid_request_item(py, detail, answerable_id(&element))?)?;
+                }
+            }
+            items.append(list)?;
+        }
+    }
+    Ok(())
+}
+
+/// The message's id when a server could answer with it (string or integer).
+fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    msg.member("id")
+        .filter(|id| matches!(id.kind(), JsonKind::Str | JsonKind::Int))
+}
+
+fn copy_buffer(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    match PyBuffer::<u8>::get(data) {
+        Ok(buffer) => buffer.to_vec(py),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "feed() expects bytes, bytearray or memoryview, not {}",
+            type_name(data)
+        ))),
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+}
+
+fn check_message_type(msg: &Bound<'_, PyAny>) -> PyResult<()> {
+    if msg.is_instance_of::<PyDict>() || msg.is_instance_of::<PyList>() {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "encode() expects a dict (message), a list (batch) or bytes (serialized JSON), not {}",
+            type_name(msg)
+        )))
+    }
+}
+
+fn check_ndjson_bytes(bytes: &[u8], framing: Framing) -> PyResult<()> {
+    if framing == Framing::Ndjson && memchr::memchr(b'\n', bytes).is_some() {
+        return Err(PyValueError::new_err(
+            "serialized JSON contains a raw newline, which ndjson framing cannot carry",
+        ));
+    }
+    Ok(())
+}
+
+/// Serialize a message (or copy pre-serialized bytes) into `out` for an envelope body.
+fn write_message(out: &mut Vec<u8>, msg: &Bound<'_, PyAny>, framing: Framing) -> PyResult<()> {
+    if let Ok(bytes) = msg.cast::<PyBytes>() {
+        let bytes = bytes.as_bytes();
+        check_ndjson_bytes(bytes, framing)?;
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    check_message_type(msg)?;
+    let at = out.len();
+    write_value(out, msg).inspect_err(|_| out.truncate(at))
+}
+
+fn keyring_arc(obj: &Bound<'_, PyAny>) -> PyResult<Arc<KeyRing>> {
+    Err(PyValueError::new_err(format!(
+        "keyring support is being written (got {})",
+        type_name(obj)
+    )))
+}
+
+/// Python-side dict keys the validator asks for, interned once.
+fn py_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+    match key {
+        "jsonrpc" => pyo3::intern!(py, "jsonrpc").clone(),
+        "id" => pyo3::intern!(py, "id").clone(),
+        "method" => pyo3::intern!(py, "method").clone(),
+        "params" => pyo3::intern!(py, "params").clone(),
+        "result" => pyo3::intern!(py, "result").clone(),
+        "error" => pyo3::intern!(py, "error").clone(),
+        "code" => pyo3::intern!(py, "code").clone(),
+        "message" => pyo3::intern!(py, "message").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
+impl JsonNode for Bound<'_, PyAny> {
+    fn kind(&self) -> JsonKind {
+        if self.is_instance_of::<PyDict>() {
+            JsonKind::Object
+        } else if self.is_instance_of::<PyString>() {
+            JsonKind::Str
+        } else if self.is_none() {
+            JsonKind::Null
+        } else if self.is_instance_of::<PyBool>() {
+            JsonKind::Bool
+        } else if self.is_instance_of::<PyInt>() {
+            JsonKind::Int
+        } else if self.is_instance_of::<PyList>() {
+            JsonKind::Array
+        } else if self.is_instance_of::<PyFloat>() {
+            JsonKind::Float
+        } else {
+            JsonKind::Other
+        }
+    }
+
+    fn member(&self, key: &str) -> Option<Self> {
+        let dict = self.cast::<PyDict>().ok()?;
+        dict.get_item(py_key(self.py(), key)).ok().flatten()
+    }
+
+    fn is_str(&self, s: &str) -> bool {
+        self.cast::<PyString>()
+            .ok()
+            .is_some_and(|v| v.to_str().is_ok_and(|v| v == s))
+    }
+}
+
+/// `rpcwire.kind(msg)`: "request", "notification", "response" or "error".
 #[pyfunction]
-pub fn kind(_msg: &Bound<'_, PyAny>) -> PyResult<&'static str> {
-    Err(PyNotImplementedError::new_err("kind is being written"))
+#[pyo3(signature = (msg, /))]
+pub fn kind(msg: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    jsonrpc::classify(msg)
+        .map(jsonrpc::MessageKind::name)
+        .map_err(|detail| PyValueError::new_err(format!("not a JSON-RPC 2.0 message: {detail}")))
 }

@@ -1,12 +1,156 @@
 """Stubs for the Rust extension `rpcwire._core` (kept in step by stubtest)."""
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal, final
+
+from ._errors import ProtocolError
 
 __version__: str
+__all__ = ["Codec", "Keyring", "__version__", "kind"]
 
+#: One decoded item: a message, a batch (invalid elements replaced by their ProtocolError), or a
+#: ProtocolError for a frame that could not be turned into a message.
+_Item = dict[str, Any] | list[dict[str, Any] | ProtocolError] | ProtocolError
+
+@final
 class Codec:
-    def __init__(self, **kwargs: Any) -> None: ...
+    """A sans-IO JSON-RPC 2.0 codec for one connection (docs/wire-format.md).
+
+    ``feed`` turns bytes into items, ``encode``/``encode_many`` turn messages into bytes. It does no
+    I/O. Not thread-safe: one codec per connection, used from one thread at a time.
+    """
+
+    def __new__(
+        cls,
+        framing: Literal["ndjson", "length", "content-length", "auto"] | None = None,
+        compression: Literal["lz4", "brotli"] | None = None,
+        compress_min_size: int = 1024,
+        keyring: Keyring | None = None,
+        max_frame_size: int = 16777216,
+    ) -> Codec:
+        """Create a codec.
+
+        Arguments:
+            framing: ``"ndjson"`` (one JSON text per line, MCP stdio), ``"length"`` (u32 big-endian prefix),
+                ``"content-length"`` (LSP headers) or ``"auto"`` (detected from the first byte received; the
+                codec then also writes that framing). ``None``: ``"ndjson"``, or ``"length"`` when
+                ``compression`` or ``keyring`` is given.
+            compression: ``"lz4"`` or ``"brotli"`` for payloads of at least ``compress_min_size`` bytes
+                (kept only when smaller). Binary framings only.
+            compress_min_size: smaller payloads are sent uncompressed.
+            keyring: seal every frame with AES-256-GCM, and accept only sealed frames. Binary framings only.
+            max_frame_size: the largest frame payload accepted (or written), in bytes; larger ones are
+                refused before any allocation.
+
+        Raises:
+            ValueError: an unknown framing or compression name, compression or a keyring with ``"ndjson"``,
+                a negative ``compress_min_size`` or a ``max_frame_size`` below 1.
+            TypeError: ``keyring`` is not a ``Keyring``.
+        """
+
+    @property
+    def framing(self) -> str:
+        """The framing in use: as configured or, for ``"auto"``, the one detected (``"auto"`` until then)."""
+
+    @property
+    def compression(self) -> str | None:
+        """The configured compression, or None."""
+
+    @property
+    def compress_min_size(self) -> int:
+        """Payloads smaller than this are sent uncompressed."""
+
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame payload accepted or written, in bytes."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+
+    def feed(self, data: bytes | bytearray | memoryview, /) -> list[_Item]:
+        """Decode the next chunk of the input stream.
+
+        Chunks may split frames anywhere; bytes of an unfinished frame are kept for the next call.
+        ``bytes`` are parsed in place; ``bytearray`` and ``memoryview`` are copied first.
+
+        Arguments:
+            data: the bytes received. ``b""`` marks the end of input.
+
+        Returns:
+            The items completed by this chunk, in order: a ``dict`` per message, a ``list`` per batch (an
+            invalid element replaced by its own ``InvalidRequest``), or a ``ParseError`` /
+            ``InvalidRequest`` instance for a frame that is not JSON / not JSON-RPC 2.0 (carrying the
+            request ``id`` when it had a valid one). A bad message does not end the stream.
+
+        Raises:
+            FrameTooLarge: a frame declares (or, for ndjson, grows to) more than ``max_frame_size`` bytes.
+            FramingError: the stream cannot be split into frames: a bad ``content-length`` header, an
+                unknown envelope version, input ending mid-frame (``b""`` with a half frame buffered, or an
+                unterminated last ndjson line that is not a complete JSON text), or data after ``b""``.
+            DecryptError: with a keyring, a frame that is not sealed, fails authentication, names an unknown
+                key or arrives out of sequence; without one, a sealed frame.
+            TypeError: ``data`` is not bytes-like.
+
+        After ``FrameTooLarge``, ``FramingError`` or ``DecryptError`` the codec is poisoned: every later
+        ``feed`` raises the same error again (items completed before the error in the same chunk are lost).
+        """
+
+    def encode(self, msg: dict[str, Any] | list[Any] | bytes, /) -> bytes:
+        """Serialize one message into one frame.
+
+        JSON is written compactly, byte for byte as ``orjson.dumps`` would (integers of any size are
+        written in full; NaN and infinities as ``null``). With compression or a keyring the payload is
+        an envelope when the wire format says so.
+
+        Arguments:
+            msg: a ``dict`` (a message), a ``list`` (a batch) or ``bytes`` (already-serialized JSON, sent
+                as is). Values may be dict, list, tuple, str, int, float, bool or None (and their
+                subclasses); dict keys must be str.
+
+        Returns:
+            The bytes to write.
+
+        Raises:
+            TypeError: a value of another type, a non-str dict key, a str with lone surrogates, or
+                ``msg`` itself of another type.
+            ValueError: nesting deeper than 255, ``bytes`` holding a raw newline under ndjson, or a
+                message larger than ``max_frame_size``.
+
+        The codec is unchanged by an error: nothing was written.
+        """
+
+    def encode_many(self, msgs: Iterable[dict[str, Any] | list[Any] | bytes], /) -> bytes:
+        """Serialize many messages into one buffer (one write, one call).
+
+        Plain framings: one frame per message, as ``encode`` would write them. With compression or a
+        keyring: the messages travel together in one multi envelope (one compression, one seal),
+        starting a new envelope whenever one would exceed ``max_frame_size``.
+
+        Arguments:
+            msgs: the messages, as for ``encode``.
+
+        Returns:
+            The bytes to write (``b""`` for no messages).
+
+        Raises:
+            TypeError, ValueError: as ``encode``, for any message; then nothing is returned at all.
+        """
+
+    def __repr__(self) -> str: ...
 
 class Keyring: ...
 
-def kind(msg: Any) -> str: ...
+def kind(msg: dict[str, Any], /) -> Literal["request", "notification", "response", "error"]:
+    """Say which kind of JSON-RPC 2.0 message ``msg`` is.
+
+    Arguments:
+        msg: a decoded message.
+
+    Returns:
+        ``"request"`` (method and id), ``"notification"`` (method, no id), ``"response"`` (result) or
+        ``"error"`` (error).
+
+    Raises:
+        ValueError: ``msg`` is not a valid JSON-RPC 2.0 message (the message says which rule it breaks).
+    """
