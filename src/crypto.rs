@@ -113,6 +113,20 @@ impl KeyRing {
         })
     }
 
+    /// These keys without `id`, which must exist and not be the active key.
+    pub fn without_key(&self, id: u32) -> CodecResult<Self> {
+        if id == self.active {
+            return Err(CodecError::usage(format!("key id {id} is the active key")));
+        }
+        if !self.contains(id) {
+            return Err(CodecError::usage(format!("key id {id} is not in the keyring")));
+        }
+        Ok(Self {
+            keys: self.keys.iter().filter(|e| e.id != id).cloned().collect(),
+            active: self.active,
+        })
+    }
+
     #[must_use]
     pub fn active(&self) -> u32 {
         self.active
@@ -173,6 +187,108 @@ impl KeyRing {
             .map_err(|_| CodecError::decrypt(format!("authentication failed (key id {id})")))?;
         Ok(plain.len())
     }
+}
+
+/// Key files (docs/wire-format.md 4): `{"version": 1, "active": 1, "keys": {"1": "<64 lowercase hex>"}}`.
+impl KeyRing {
+    /// The key file text for this ring. Holds the keys: zeroed when dropped.
+    #[must_use]
+    pub fn to_key_file(&self) -> Zeroizing<String> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = Zeroizing::new(String::with_capacity(48 + self.keys.len() * 80));
+        out.push_str("{\"version\": 1, \"active\": ");
+        out.push_str(&self.active.to_string());
+        out.push_str(", \"keys\": {");
+        for (i, e) in self.keys.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push('"');
+            out.push_str(&e.id.to_string());
+            out.push_str("\": \"");
+            for b in e.raw.iter() {
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
+            out.push('"');
+        }
+        out.push_str("}}\n");
+        out
+    }
+
+    /// Parse a key file. Errors say what is wrong and where, never what a key is.
+    pub fn from_key_file(data: &[u8]) -> CodecResult<Self> {
+        use jiter::JsonValue;
+        let bad = |what: String| CodecError::usage(format!("invalid key file: {what}"));
+        let value = JsonValue::parse(data, false).map_err(|e| bad(format!("not JSON ({})", e.error_type)))?;
+        let JsonValue::Object(top) = value else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let (mut version, mut active, mut keys) = (None, None, None);
+        for (name, v) in top.iter() {
+            let slot = match name.as_ref() {
+                "version" => &mut version,
+                "active" => &mut active,
+                "keys" => &mut keys,
+                other => return Err(bad(format!("unexpected member {other:?}"))),
+            };
+            if slot.replace(v).is_some() {
+                return Err(bad(format!("member {name:?} appears twice")));
+            }
+        }
+        match version {
+            Some(JsonValue::Int(1)) => {}
+            Some(_) => return Err(bad("unsupported \"version\" (expected 1)".into())),
+            None => return Err(bad("missing \"version\"".into())),
+        }
+        let active = match active {
+            Some(JsonValue::Int(n)) => u32::try_from(*n).map_err(|_| bad("\"active\" is not a key id".into()))?,
+            _ => return Err(bad("\"active\" must be an integer key id".into())),
+        };
+        let Some(JsonValue::Object(key_map)) = keys else {
+            return Err(bad("\"keys\" must be an object".into()));
+        };
+        let mut parsed: Vec<(u32, [u8; 32])> = Vec::with_capacity(key_map.len());
+        let result = (|| {
+            for (name, v) in key_map.iter() {
+                let id: u32 = name
+                    .parse()
+                    .ok()
+                    .filter(|id: &u32| id.to_string() == name.as_ref())
+                    .ok_or_else(|| bad(format!("key name {name:?} is not a decimal key id")))?;
+                let JsonValue::Str(hex) = v else {
+                    return Err(bad(format!("key {id} is not a string")));
+                };
+                let key =
+                    decode_hex_key(hex.as_bytes()).ok_or_else(|| bad(format!("key {id} is not 64 hex digits")))?;
+                parsed.push((id, key));
+            }
+            Self::new(std::mem::take(&mut parsed), active).map_err(|e| bad(e.to_string()))
+        })();
+        for (_, k) in &mut parsed {
+            k.zeroize();
+        }
+        result
+    }
+}
+
+fn decode_hex_key(hex: &[u8]) -> Option<[u8; KEY_LEN]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if hex.len() != KEY_LEN * 2 {
+        return None;
+    }
+    let mut key = [0u8; KEY_LEN];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        key[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(key)
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -331,6 +447,9 @@ mod tests {
         assert_eq!(r.active(), 1);
         assert!(r.with_active(2).is_err());
         assert_eq!(r.key_bytes(9), Some(&[9u8; 32]));
+        assert!(r.without_key(1).is_err(), "the active key stays");
+        assert_eq!(r.without_key(7).unwrap_or_else(|e| panic!("{e}")).ids(), vec![1, 9]);
+        assert!(r.without_key(8).is_err());
     }
 
     #[test]
@@ -371,5 +490,70 @@ mod tests {
         let a = NonceSequence::new().unwrap_or_else(|e| panic!("{e}"));
         let b = NonceSequence::new().unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(a.prefix(), b.prefix());
+    }
+
+    #[test]
+    fn key_files_round_trip() {
+        let r = ring2();
+        let text = r.to_key_file();
+        assert!(
+            text.starts_with("{\"version\": 1, \"active\": 7, \"keys\": {\"1\": \"0101"),
+            "{}",
+            &*text
+        );
+        let back = KeyRing::from_key_file(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((back.ids(), back.active()), (vec![1, 7], 7));
+        assert_eq!(back.key_bytes(7), Some(&[7u8; 32]));
+    }
+
+    #[test]
+    fn bad_key_files_are_refused_without_echoing_keys() {
+        let k = "ab".repeat(32);
+        let secret = "cd".repeat(31) + "zz";
+        for (text, needle) in [
+            ("[]".to_string(), "not a JSON object"),
+            ("{".to_string(), "not JSON"),
+            (
+                format!(r#"{{"version": 2, "active": 1, "keys": {{"1": "{k}"}}}}"#),
+                "version",
+            ),
+            (format!(r#"{{"active": 1, "keys": {{"1": "{k}"}}}}"#), "missing"),
+            (
+                format!(r#"{{"version": 1, "active": 2, "keys": {{"1": "{k}"}}}}"#),
+                "active key id 2",
+            ),
+            (
+                format!(r#"{{"version": 1, "active": -1, "keys": {{"1": "{k}"}}}}"#),
+                "active",
+            ),
+            (
+                format!(r#"{{"version": 1, "active": 1, "keys": {{"01": "{k}"}}}}"#),
+                "decimal",
+            ),
+            (
+                format!(r#"{{"version": 1, "active": 1, "keys": {{"1": "{secret}"}}}}"#),
+                "64 hex",
+            ),
+            (
+                format!(r#"{{"version": 1, "active": 1, "keys": {{"1": "{k}", "1": "{k}"}}}}"#),
+                "twice",
+            ),
+            (
+                format!(r#"{{"version": 1, "active": 1, "keys": {{"1": "{k}"}}, "x": 0}}"#),
+                "unexpected",
+            ),
+            (
+                r#"{"version": 1, "active": 1, "keys": {}}"#.to_string(),
+                "at least one key",
+            ),
+        ] {
+            match KeyRing::from_key_file(text.as_bytes()) {
+                Err(CodecError::Usage(m)) => {
+                    assert!(m.contains(needle), "{m} / {needle}");
+                    assert!(!m.contains(&k[..16]) && !m.contains(&secret[..16]), "{m}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

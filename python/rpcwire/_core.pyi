@@ -1,6 +1,7 @@
 """Stubs for the Rust extension `rpcwire._core` (kept in step by stubtest)."""
 
 from collections.abc import Iterable
+from os import PathLike
 from typing import Any, Literal, final
 
 from ._errors import ProtocolError
@@ -139,7 +140,93 @@ class Codec:
 
     def __repr__(self) -> str: ...
 
-class Keyring: ...
+@final
+class Keyring:
+    """AES-256 keys by integer id for the encrypted envelope (docs/wire-format.md 3.2).
+
+    A codec seals with the ``active`` key and opens a frame with whichever key the frame names, so keys can
+    be rotated without a flag day: add the new key everywhere, then make it active, then drop the old one.
+    Immutable: ``with_key``/``with_active``/``without_key`` return a new keyring. Neither ``repr``, nor
+    errors, nor logs ever show key bytes; the Rust side zeroes its copies when the keyring is dropped.
+
+    Example:
+        >>> ring = Keyring({1: bytes(32)}, active=1)
+        >>> ring
+        Keyring(ids=[1], active=1)
+    """
+
+    def __new__(cls, keys: dict[int, bytes | bytearray], active: int | None = None) -> Keyring:
+        """Create a keyring.
+
+        Arguments:
+            keys: key id (0 to 2**32-1) -> 32-byte AES-256 key.
+            active: the id of the key that seals; may be omitted when ``keys`` holds exactly one key.
+
+        Raises:
+            ValueError: a key that is not exactly 32 bytes, an id out of range, an empty ``keys``, or an
+                ``active`` id that is not in ``keys``.
+            TypeError: an id that is not an int, or a key that is not bytes.
+        """
+
+    @staticmethod
+    def generate(key_id: int | None = None) -> Keyring:
+        """A keyring with one fresh random key from the OS CSPRNG.
+
+        Arguments:
+            key_id: the new key's id (default 1); it is the active key.
+        """
+
+    @staticmethod
+    def from_file(path: str | PathLike[str]) -> Keyring:
+        """Read a key file (docs/wire-format.md 4), as written by ``to_file`` or ``rpcwire keygen``.
+
+        Raises:
+            PermissionError: the file is accessible to group or others (as ssh does, it must be mode 0600
+                or stricter); or it cannot be opened.
+            FileNotFoundError: there is no such file.
+            ValueError: the file is not a valid key file. The message says what is wrong, never a key.
+        """
+
+    def to_file(self, path: str | PathLike[str]) -> None:
+        """Write this keyring as a key file, mode 0600, atomically (temporary file, fsync, rename).
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+
+    def with_active(self, key_id: int) -> Keyring:
+        """The same keys, sealing with ``key_id``.
+
+        Raises:
+            ValueError: ``key_id`` is not in the keyring.
+        """
+
+    def with_key(self, key_id: int, key: bytes | bytearray, *, active: bool = False) -> Keyring:
+        """These keys plus ``key`` under ``key_id`` (replacing any key with that id).
+
+        Arguments:
+            key_id: the new key's id.
+            key: 32 bytes.
+            active: also make it the sealing key.
+        """
+
+    def without_key(self, key_id: int) -> Keyring:
+        """These keys without ``key_id``.
+
+        Raises:
+            ValueError: ``key_id`` is the active key or is not in the keyring.
+        """
+
+    @property
+    def ids(self) -> list[int]:
+        """The key ids, ascending."""
+
+    @property
+    def active(self) -> int:
+        """The id of the key that seals."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, key_id: object, /) -> bool: ...
 
 def kind(msg: dict[str, Any], /) -> Literal["request", "notification", "response", "error"]:
     """Say which kind of JSON-RPC 2.0 message ``msg`` is.
