@@ -303,7 +303,7 @@ impl FrameDecoder {
                 return Err(CodecError::framing("repeated Content-Length header", line_offset));
             }
             let value = value.trim_ascii();
-            if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
                 return Err(CodecError::framing(
                     format!(
                         "Content-Length is not a decimal number: {:?}",
@@ -312,7 +312,10 @@ impl FrameDecoder {
                     line_offset,
                 ));
             }
-            let n = value.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+            // Saturate: any size past u64 is simply too large.
+            let n = value.iter().fold(0u64, |acc, &d| {
+                acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            });
             length = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
         length.ok_or_else(|| CodecError::framing("missing Content-Length header", self.offset))
@@ -465,7 +468,11 @@ impl<'s, 'd> Frames<'s, 'd> {
             let pending_slice = &dec.buf[dec.start..];
             let scan = match dec.need {
                 // The header is already read: only the size matters now.
-                Some((start, total)) if pending_slice.len() >= total => Scan::Frame { start, end: total, total },
+                Some((start, total)) if pending_slice.len() >= total => Scan::Frame {
+                    start,
+                    end: total,
+                    total,
+                },
                 Some(known) => Scan::Need { known: Some(known) },
                 None => dec.scan(framing, pending_slice, dec.scanned)?,
             };

@@ -1,11 +1,12 @@
 //! `rpcwire.Codec` and `rpcwire.kind`: the Python face of the sans-IO codec.
 use std::sync::Arc;
 
-use jiter::{PythonParse, StringCacheMode};
+use jiter::{JsonErrorType, PythonParse, StringCacheMode};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use crate::compress::Compression;
 use crate::crypto::KeyRing;
@@ -377,10 +378,15 @@ fn push_message(
     frame: &Frame<'_>,
     items: &Bound<'_, PyList>,
 ) -> Result<(), Stop> {
-    let value = match parser.python_parse(py, json) {
+    let parsed = match parser.python_parse(py, json) {
+        Err(error) if error.error_type == JsonErrorType::RecursionLimitExceeded => {
+            parse_deep(py, json).map_err(|_| error)
+        }
+        other => other,
+    };
+    let value = match parsed {
         Ok(value) => value,
-        Err(error) if frame.unterminated => {
-            let _ = error;
+        Err(_) if frame.unterminated => {
             return Err(Stop::Fatal(CodecError::framing(
                 format!("input ended mid-frame, {} bytes buffered", json.len()),
                 frame.offset,
@@ -409,6 +415,23 @@ fn push_message(
         }
     }
     Ok(())
+}
+
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// JSON nested deeper than jiter's fixed limit (200) but within what `encode` writes (255): parse it
+/// with the standard library (cold path), refusing the non-JSON constants it would otherwise accept.
+#[cold]
+#[inline(never)]
+fn parse_deep<'py>(py: Python<'py>, json: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let text = std::str::from_utf8(json).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let loads = JSON_LOADS.import(py, "json", "loads")?;
+    let refuse = PyCFunction::new_closure(py, None, None, |_args, _kwargs| -> PyResult<()> {
+        Err(PyValueError::new_err("NaN and Infinity are not JSON"))
+    })?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("parse_constant", refuse)?;
+    loads.call((text,), Some(&kwargs))
 }
 
 /// The message's id when a server could answer with it (string or integer).
