@@ -199,35 +199,26 @@ def reference_codec_class() -> type:
     return cls
 
 
-#: Where rpcwire's transports look the codec class up, in the order tried.
-_CODEC_SITES = ("rpcwire._protocol", "rpcwire._transport", "rpcwire._memory", "rpcwire._sockets")
-
-
 @contextlib.contextmanager
 def codec_override(impl: str) -> Iterator[None]:
     """While active, rpcwire's transports build `rpcwire.reference.Codec` instead of `rpcwire.Codec`.
 
     This is how the `reference` baseline runs "the same transport code with a pure-Python
-    codec". A transport builds its codec when it connects, so the override only needs to
-    span connection set-up. For impl "rpcwire" it does nothing.
+    codec": the transports build each connection's codec through `rpcwire._protocol.new_codec`,
+    which honours `rpcwire._protocol.codec_class`. A codec is built when a connection is made
+    (for a server: when one is accepted), so the override must span connection set-up. For impl
+    "rpcwire" it does nothing.
     """
     if impl != "reference":
         yield
         return
     ref = reference_codec_class()
-    patched: list[tuple[Any, Any]] = []
+    protocol: Any = importlib.import_module("rpcwire._protocol")
+    if not hasattr(protocol, "codec_class"):
+        raise RuntimeError("rpcwire._protocol.codec_class is missing: cannot run the reference baseline")
+    original = protocol.codec_class
+    protocol.codec_class = ref
     try:
-        for name in _CODEC_SITES:
-            try:
-                module = importlib.import_module(name)
-            except ImportError:
-                continue
-            if hasattr(module, "Codec"):
-                patched.append((module, module.Codec))
-                setattr(module, "Codec", ref)  # noqa: B010
-        if not patched:
-            raise RuntimeError("cannot find where rpcwire's transports build their Codec")
         yield
     finally:
-        for module, original in patched:
-            setattr(module, "Codec", original)  # noqa: B010
+        protocol.codec_class = original

@@ -269,7 +269,7 @@ class BenchConfig:
             markdown=bool(args.markdown),
             progress=not args.no_progress,
         )
-        if not any(True for _ in config.cases()):
+        if not any(c.impl == "rpcwire" for c in config.cases()):
             raise UsageError(
                 "the options select no runnable case (compression and encryption need --framing length "
                 "or content-length)"

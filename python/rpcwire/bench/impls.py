@@ -326,8 +326,18 @@ class Endpoint:
         argv = self._peer_argv("stdio")
         params = StdioServerParameters(command=argv[0], args=argv[1:], env=self._env())
         stack = contextlib.AsyncExitStack()
-        read, write = await stack.enter_async_context(stdio_client(params))
+        # The SDK hands errlog to the child as its stderr, so it needs a real file descriptor.
+        errlog = sys.stderr if _has_fileno(sys.stderr) else sys.__stderr__
+        read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog or sys.stderr))
         return _McpConn(stack, read, write)
+
+
+def _has_fileno(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
