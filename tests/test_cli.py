@@ -218,13 +218,24 @@ def test_keygen_writes_a_0600_key_file_keyring_reads(tmp_path: Path, capsys: pyt
     doc = json.loads(path.read_text())
     assert doc["active"] == 7
     assert list(doc["keys"]) == ["7"]
+    assert len(doc["keys"]["7"]) == 64
     keyring = rpcwire.Keyring.from_file(str(path))
-    # The key file works through the codec options: a sealed frame opens on the other side.
+    assert "7" in repr(keyring)
+    assert doc["keys"]["7"] not in repr(keyring)
+
+
+def test_key_file_option_seals_frames_the_other_side_opens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "wire.key"
+    assert run_cli(["keygen", "--out", str(path)], capsys)[0] == 0
     opts = cli.codec_options(_codec_args(["--framing", "length", "--key-file", str(path)]))
-    assert opts["keyring"] is not None
-    sender, receiver = rpcwire.Codec(**opts), rpcwire.Codec(framing="length", keyring=keyring)
+    assert set(opts) == {"framing", "keyring"}
+    sender = rpcwire.Codec(**opts)
+    receiver = rpcwire.Codec(framing="length", keyring=rpcwire.Keyring.from_file(str(path)))
     msg = {"jsonrpc": "2.0", "method": "ping"}
     assert receiver.feed(sender.encode(msg)) == [msg]
+    stranger = rpcwire.Codec(framing="length", keyring=rpcwire.Keyring.generate())
+    with pytest.raises(rpcwire.DecryptError):
+        stranger.feed(rpcwire.Codec(**opts).encode(msg))
 
 
 def test_keygen_twice_gives_different_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
