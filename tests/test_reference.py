@@ -180,6 +180,17 @@ class TestFramings:
             codec.feed(b"")
 
 
+@pytest.mark.parametrize("framing", PLAIN)
+@pytest.mark.parametrize("step", [None, 1, 5, 40])
+def test_reads_big_integers_exactly(framing: str, step: int | None) -> None:
+    big = {"jsonrpc": "2.0", "id": 123456789012345678901234567890, "result": [-99999999999999999999, 1.5, 2**64]}
+    msgs = [REQ, big, REQ, big]
+    wire = Codec(framing=framing).encode_many(msgs)
+    assert b"123456789012345678901234567890" in wire
+    assert feed_all(Codec(framing=framing), wire, step=step) == msgs
+    assert feed_all(Codec(framing="length"), Codec(compression="lz4", compress_min_size=0).encode_many(msgs)) == msgs
+
+
 class TestNdjson:
     def test_crlf_and_blank_lines(self) -> None:
         wire = b'\n\r\n \t \r\n{"jsonrpc":"2.0","method":"a"}\r\n  \n{"jsonrpc":"2.0","method":"b"} \t\r\n\r\r\n'
@@ -232,12 +243,6 @@ class TestNdjson:
         with pytest.raises(orjson.JSONDecodeError) as info:
             orjson.loads(b"{bad")
         assert item == ParseError(str(info.value))
-
-    def test_reads_big_integers_exactly(self) -> None:
-        wire = b'{"jsonrpc":"2.0","id":123456789012345678901234567890,"result":[-99999999999999999999,1.5]}\n'
-        assert Codec().feed(wire) == [
-            {"jsonrpc": "2.0", "id": 123456789012345678901234567890, "result": [-99999999999999999999, 1.5]}
-        ]
 
 
 class TestLength:

@@ -87,10 +87,21 @@ def _reject_constant(name: str) -> Any:  # pragma: no cover - orjson has already
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse(text: bytes) -> Any:
-    """One JSON text to Python objects; raises orjson.JSONDecodeError when it is not JSON."""
+def _may_hold_big_int(data: bytes) -> bool:
+    """False when ``data`` holds no run of 19 digits, so no integer orjson would read inexactly.
+
+    One C-speed pass; the codec runs it once per chunk, then only on texts from chunks that failed it.
+    """
+    return len(data) >= 19 and _LONG_DIGIT_RUN in data.translate(_DIGITS_TO_NUL)
+
+
+def _parse(text: bytes, check: bool = True) -> Any:
+    """One JSON text to Python objects; raises orjson.JSONDecodeError when it is not JSON.
+
+    ``check=False`` says the caller already knows ``text`` holds no integer beyond 64 bits.
+    """
     obj = _loads(text)
-    if len(text) >= 19 and _LONG_DIGIT_RUN in text.translate(_DIGITS_TO_NUL):
+    if check and _may_hold_big_int(text):
         # orjson accepted the text (it is the judge of validity) but may have read an integer
         # beyond 64 bits as a float; the stdlib parser keeps every digit.
         obj = json.loads(text, parse_constant=_reject_constant)
@@ -225,10 +236,10 @@ def _check(obj: Any) -> Item:
     return InvalidRequest("a message must be an object or an array")
 
 
-def _item(text: bytes) -> Item:
+def _item(text: bytes, check: bool = True) -> Item:
     """One frame's JSON text to an item."""
     try:
-        return _check(_parse(text))
+        return _check(_parse(text, check))
     except _JSONDecodeError as exc:
         return ParseError(str(exc))
 
@@ -368,6 +379,7 @@ class Codec:
         self._buf = bytearray()  # bytes not yet consumed; always starts at a frame (or line) boundary
         self._offset = 0  # stream offset of self._buf[0]
         self._cl_size = -1  # content-length: payload size once the header block is read
+        self._buf_check = False  # the buffered bytes may hold an integer beyond 64 bits
         self._eof = False
         self._error: Exception | None = None
 
@@ -475,10 +487,12 @@ class Codec:
         tail = lines.pop()
         if lines:
             offset = self._offset
+            check = _may_hold_big_int(data)
             if buf:
                 buf += lines[0]
                 lines[0] = bytes(buf)
                 buf.clear()
+                check = check or _may_hold_big_int(lines[0])
             for line in lines:
                 size = len(line)
                 if size > limit:
@@ -487,7 +501,7 @@ class Codec:
                 if not size:
                     continue
                 try:
-                    obj = _parse(line)
+                    obj = _parse(line, check)
                 except _JSONDecodeError as exc:
                     if line.strip(_WHITESPACE):
                         out.append(ParseError(str(exc)))
@@ -502,12 +516,17 @@ class Codec:
     def _feed_binary(self, data: bytes) -> list[Item]:
         out: list[Item] = []
         buf = self._buf
+        # One big-integer pre-check per chunk (see _may_hold_big_int), remembered for the bytes
+        # left in the buffer; a digit run straddling the old tail and this chunk is looked for too.
+        check = _may_hold_big_int(data)
         if buf:
+            check = check or self._buf_check or _may_hold_big_int(bytes(buf[-18:]) + data[:18])
             buf += data
             view: bytes | bytearray = buf
         else:
             view = data
         length = self._framing == "length"
+        keyring = self._keyring
         end = len(view)
         pos = 0
         try:
@@ -536,7 +555,13 @@ class Codec:
                 frame_offset = self._offset + pos
                 pos = start + size
                 self._cl_size = -1
-                self._payload(payload, frame_offset, out)
+                if keyring is None and payload[:1] != b"\xfb":
+                    try:
+                        out.append(_check(_parse(payload, check)))
+                    except _JSONDecodeError as exc:
+                        out.append(ParseError(str(exc)))
+                else:
+                    self._open(payload, frame_offset, out)
         finally:
             # Keep only the unconsumed tail (even when an error ends the feed: the codec is then
             # poisoned and the buffer is dropped by feed).
@@ -545,6 +570,7 @@ class Codec:
                 del buf[:pos]
             else:
                 buf += data[pos:]
+            self._buf_check = check and bool(buf)
         return out
 
     _cl_header_len = 0
@@ -599,13 +625,6 @@ class Codec:
             raise self._too_large(size, self._offset + pos)
         self._cl_size = size
         return block_end
-
-    def _payload(self, payload: bytes, offset: int, out: list[Item]) -> None:
-        """One length/content-length payload: a message or an envelope."""
-        if self._keyring is not None or payload[:1] == b"\xfb":
-            self._open(payload, offset, out)
-        else:
-            out.append(_item(payload))
 
     def _finish(self) -> list[Item]:
         self._eof = True
@@ -733,6 +752,7 @@ class Codec:
             out.append(ParseError("multi envelope without records"))
             return
         pos = 0
+        check = _may_hold_big_int(body)
         while pos < end:
             if end - pos < 4:
                 out.append(ParseError("truncated record header in multi envelope"))
@@ -742,7 +762,7 @@ class Codec:
             if end - pos < size:
                 out.append(ParseError("truncated record in multi envelope"))
                 return
-            out.append(_item(body[pos : pos + size]))
+            out.append(_item(body[pos : pos + size], check))
             pos += size
 
     # -- writing -------------------------------------------------------------------------------
@@ -795,32 +815,44 @@ class Codec:
         Raises:
             The same errors as ``encode``; nothing is written (or sealed) when one is raised.
         """
-        bodies: list[bytes] = []
-        raws = False
-        for msg in msgs:
-            body, raw = self._body(msg)
-            bodies.append(body)
-            raws = raws or raw
-        if not bodies:
-            return b""
+        # Each body goes into one bytearray as soon as it is made: orjson returns over-allocated
+        # bytes objects, and keeping a thousand of them alive costs more than serializing.
+        body_of = self._body
+        out = bytearray()
+        count = 0
         framing = self._write_framing()
         if framing == "ndjson":
-            if raws and any(b"\n" in body for body in bodies):
-                raise ValueError("pre-serialized JSON holds a raw newline, which ndjson cannot carry")
-            bodies.append(b"")
-            return b"\n".join(bodies)
+            for msg in msgs:
+                body, raw = body_of(msg)
+                if raw and b"\n" in body:
+                    raise ValueError("pre-serialized JSON holds a raw newline, which ndjson cannot carry")
+                out += body
+                out += b"\n"
+            return bytes(out)
+        # Binary framings: build the records body (u32be(L) || message)+, which is also exactly
+        # the plain `length` framing of the same messages.
+        raws = False
+        for msg in msgs:
+            body, raw = body_of(msg)
+            raws = raws or raw
+            if len(body) > _MAX_U32:
+                raise ValueError(f"a payload of {len(body)} bytes does not fit a frame")
+            out += len(body).to_bytes(4, "big")
+            out += body
+            count += 1
+        if not count:
+            return b""
         if self._envelope:
-            if len(bodies) == 1:
-                sealed = self._seal(bodies[0], False)
-            else:
-                records = b"".join([len(body).to_bytes(4, "big") + body for body in bodies])
-                sealed = self._seal(records, True)
+            sealed = self._seal(bytes(out[4:]), False) if count == 1 else self._seal(bytes(out), True)
             if sealed is not None:
                 return self._frame(sealed, framing)
-        if raws and any(body[:1] == b"\xfb" for body in bodies):
+        records = bytes(out)
+        if raws and any(body[:1] == b"\xfb" for body in _split_records(records)):
             raise ValueError("pre-serialized JSON cannot start with 0xFB (the envelope magic)")
+        if framing == "length":
+            return records
         frame = self._frame
-        return b"".join([frame(body, framing) for body in bodies])
+        return b"".join([frame(body, framing) for body in _split_records(records)])
 
     @staticmethod
     def _frame(payload: bytes, framing: str) -> bytes:
@@ -864,6 +896,18 @@ class Codec:
         if method:
             return bytes((_MAGIC, _VERSION, flags)) + body
         return None
+
+
+def _split_records(records: bytes) -> list[bytes]:
+    """The messages of a well-formed records body (one this codec built)."""
+    out = []
+    pos = 0
+    end = len(records)
+    while pos < end:
+        size = int.from_bytes(records[pos : pos + 4], "big")
+        out.append(records[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return out
 
 
 class _Undecompressable(Exception):
