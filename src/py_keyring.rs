@@ -219,6 +219,17 @@ impl Keyring {
         self.inner.without_key(id).map(Self::wrap).map_err(value_error)
     }
 
+    /// The raw keys by id, for handing to another implementation (`rpcwire.reference`). Handle with care.
+    fn export_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for id in self.inner.ids() {
+            if let Some(key) = self.inner.key_bytes(id) {
+                out.set_item(id, PyBytes::new(py, key))?;
+            }
+        }
+        Ok(out)
+    }
+
     /// The key ids, ascending.
     #[getter]
     fn ids(&self) -> Vec<u32> {

@@ -217,6 +217,9 @@ class Keyring:
             ValueError: ``key_id`` is the active key or is not in the keyring.
         """
 
+    def export_keys(self) -> dict[int, bytes]:
+        """The raw keys by id, e.g. for ``rpcwire.reference.Codec``. Handle with care: these are the secrets."""
+
     @property
     def ids(self) -> list[int]:
         """The key ids, ascending."""
