@@ -907,3 +907,12 @@ class TestKeyring:
             Codec(keyring={1: KEY1})
         with pytest.raises(ValueError):
             Codec(framing="ndjson", keyring=keyring())
+
+    def test_accepts_an_rpcwire_keyring(self, tmp_path: Path) -> None:
+        import rpcwire
+
+        path = tmp_path / "keys.json"
+        rpcwire.Keyring({1: KEY1, 2: KEY2}, active=2).to_file(str(path))
+        assert Keyring.from_file(path) == keyring(active=2)  # one key file, both classes
+        frame = Codec(keyring=rpcwire.Keyring({1: KEY1}, active=1)).encode(SMALL)
+        assert feed_all(Codec(keyring=keyring()), frame) == [SMALL]
