@@ -635,3 +635,251 @@ pub fn write_frame(out: &mut Vec<u8>, framing: Framing, payload: &[u8], max_fram
     out.extend_from_slice(payload);
     end_frame(out, framing, mark, max_frame_size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a decoder turns a stream into: frames (payload as text, `!` suffix when unterminated) or
+    /// the error, as `"Kind @ offset"`.
+    fn run(framing: Option<Framing>, max: usize, chunks: &[&[u8]]) -> Result<Vec<String>, String> {
+        let mut dec = FrameDecoder::new(framing, max);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut frames = dec.feed(chunk).map_err(describe)?;
+            while let Some(frame) = frames.next_frame().map_err(describe)? {
+                let mut text = String::from_utf8_lossy(frame.payload).into_owned();
+                if frame.unterminated {
+                    text.push('!');
+                }
+                out.push(format!("{text}@{}", frame.offset));
+            }
+        }
+        Ok(out)
+    }
+
+    fn describe(e: CodecError) -> String {
+        match e {
+            CodecError::FrameTooLarge { size, offset, .. } => format!("FrameTooLarge {size} @ {offset}"),
+            CodecError::Framing { message, offset } => format!("Framing {message} @ {offset}"),
+            other => other.to_string(),
+        }
+    }
+
+    fn whole_and_bytewise(framing: Option<Framing>, max: usize, stream: &[u8]) -> Result<Vec<String>, String> {
+        let whole = run(framing, max, &[stream, b""]);
+        let mut chunks: Vec<&[u8]> = stream.chunks(1).collect();
+        chunks.push(b"");
+        let bytewise = run(framing, max, &chunks);
+        assert_eq!(whole, bytewise, "whole vs one byte at a time");
+        whole
+    }
+
+    macro_rules! framing_tests {
+        ($($name:ident: $framing:expr, $max:expr, $input:expr => $expected:expr;)*) => {
+            $(
+                #[test]
+                fn $name() {
+                    let expected: Result<Vec<&str>, &str> = $expected;
+                    let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())
+                        .map_err(String::from);
+                    assert_eq!(whole_and_bytewise($framing, $max, $input), expected);
+                }
+            )*
+        };
+    }
+
+    const ND: Option<Framing> = Some(Framing::Ndjson);
+    const LEN: Option<Framing> = Some(Framing::Length);
+    const CL: Option<Framing> = Some(Framing::ContentLength);
+    const AUTO: Option<Framing> = None;
+
+    framing_tests! {
+        nd_lines: ND, 100, b"{}\n[1]\n" => Ok(vec!["{}@0", "[1]@3"]);
+        nd_crlf: ND, 100, b"{}\r\n{}\n" => Ok(vec!["{}@0", "{}@4"]);
+        nd_blank_lines_skipped: ND, 100, b"\n  \r\n\t\n{}\n" => Ok(vec!["{}@7"]);
+        nd_unterminated_tail: ND, 100, b"{}\n{\"a\":1}" => Ok(vec!["{}@0", "{\"a\":1}!@3"]);
+        nd_blank_tail_dropped: ND, 100, b"{}\n  " => Ok(vec!["{}@0"]);
+        nd_exact_max: ND, 4, b"1234\n" => Ok(vec!["1234@0"]);
+        nd_exact_max_crlf: ND, 4, b"1234\r\n" => Ok(vec!["1234@0"]);
+        nd_too_long: ND, 4, b"{}\n12345\n" => Err("FrameTooLarge 5 @ 3");
+        len_frames: LEN, 100, b"\0\0\0\x02{}\0\0\0\x03[1]" => Ok(vec!["{}@0", "[1]@6"]);
+        len_empty_payload: LEN, 100, b"\0\0\0\0" => Ok(vec!["@0"]);
+        len_too_large: LEN, 4, b"\0\0\0\x02{}\0\0\0\x05" => Err("FrameTooLarge 5 @ 6");
+        len_mid_frame: LEN, 100, b"\0\0\0\x05{}" => Err("Framing input ended mid-frame, 6 bytes buffered @ 0");
+        len_mid_header: LEN, 100, b"\0\0" => Err("Framing input ended mid-frame, 2 bytes buffered @ 0");
+        cl_frames: CL, 100, b"Content-Length: 2\r\n\r\n{}content-length:3\r\nContent-Type: x\r\n\r\n[1]"
+            => Ok(vec!["{}@0", "[1]@23"]);
+        cl_missing: CL, 100, b"Content-Type: x\r\n\r\n{}" => Err("Framing missing Content-Length header @ 0");
+        cl_repeated: CL, 100, b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"
+            => Err("Framing repeated Content-Length header @ 19");
+        cl_not_decimal: CL, 100, b"Content-Length: -2\r\n\r\n{}"
+            => Err("Framing Content-Length is not a decimal number: \"-2\" @ 0");
+        cl_bare_lf: CL, 100, b"Content-Type: x\nContent-Length: 2\r\n\r\n{}"
+            => Err("Framing header line not ended by \\r\\n @ 0");
+        cl_too_large: CL, 10, b"Content-Length: 11\r\n\r\n" => Err("FrameTooLarge 11 @ 0");
+        cl_huge_value: CL, 10, b"Content-Length: 99999999999999999999999\r\n\r\n" => Err("FrameTooLarge 18446744073709551615 @ 0");
+        auto_ndjson: AUTO, 100, b"{}\n" => Ok(vec!["{}@0"]);
+        auto_content_length: AUTO, 100, b"Content-Length: 2\r\n\r\n{}" => Ok(vec!["{}@0"]);
+        auto_length: AUTO, 100, b"\0\0\0\x02{}" => Ok(vec!["{}@0"]);
+    }
+
+    #[test]
+    fn header_block_limit() {
+        let mut stream = b"X-Pad: ".to_vec();
+        stream.resize(HEADER_LIMIT + 10, b'p');
+        let result = run(CL, 100, &[&stream]);
+        assert_eq!(
+            result,
+            Err("Framing content-length header block exceeds 4096 bytes @ 0".to_string())
+        );
+    }
+
+    #[test]
+    fn ndjson_refuses_long_line_before_newline() {
+        // No '\n' yet: refused as soon as more than max bytes are buffered.
+        assert_eq!(run(ND, 8, &[b"123456789"]), Err("FrameTooLarge 9 @ 0".to_string()));
+        assert_eq!(run(ND, 8, &[b"12345678"]), Ok(vec![]));
+    }
+
+    #[test]
+    fn poisoned_after_fatal_error_and_after_eof() {
+        let mut dec = FrameDecoder::new(LEN, 4);
+        assert!(dec
+            .feed(b"\0\0\0\x09")
+            .and_then(|mut f| f.next_frame().map(|_| ()))
+            .is_err());
+        assert!(dec.feed(b"").is_err());
+        let mut dec = FrameDecoder::new(ND, 100);
+        drop(dec.feed(b""));
+        let error = dec.feed(b"{}\n").map(|_| ()).err();
+        assert_eq!(error, Some(CodecError::framing("data fed after end of input", 0)));
+    }
+
+    /// Feed one chunk and pull every frame; the payload sizes.
+    fn pump(dec: &mut FrameDecoder, chunk: &[u8]) -> Result<Vec<usize>, String> {
+        let mut frames = dec.feed(chunk).map_err(describe)?;
+        let mut sizes = Vec::new();
+        while let Some(frame) = frames.next_frame().map_err(describe)? {
+            sizes.push(frame.payload.len());
+        }
+        Ok(sizes)
+    }
+
+    #[test]
+    fn buffered_and_reserved_once_for_known_sizes() {
+        let mut dec = FrameDecoder::new(LEN, 1 << 20);
+        let mut stream = (100_000u32).to_be_bytes().to_vec();
+        stream.resize(4 + 100_000, b'7');
+        assert_eq!(pump(&mut dec, &stream[..10]), Ok(vec![]));
+        assert_eq!(dec.buffered(), 10);
+        let capacity = dec.buf.capacity();
+        assert!(capacity >= 100_004);
+        for chunk in stream[10..100_000].chunks(4096) {
+            assert_eq!(pump(&mut dec, chunk), Ok(vec![]));
+        }
+        assert_eq!(dec.buf.capacity(), capacity, "no reallocation while the frame fills");
+        assert_eq!(pump(&mut dec, &stream[100_000..]), Ok(vec![100_000]));
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn ndjson_scans_each_byte_once() {
+        // A long line fed in small chunks: `scanned` keeps pace with what is buffered.
+        let mut dec = FrameDecoder::new(ND, 1 << 20);
+        let line = vec![b'x'; 50_000];
+        for chunk in line.chunks(1000) {
+            assert_eq!(pump(&mut dec, chunk), Ok(vec![]));
+            assert_eq!(dec.scanned, dec.buffered());
+        }
+        assert_eq!(pump(&mut dec, b"\n{}\n"), Ok(vec![50_000, 2]));
+    }
+
+    fn encode_all(framing: Framing, payloads: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            if i % 2 == 0 {
+                let mark = begin_frame(&mut out, framing);
+                out.extend_from_slice(p);
+                assert!(end_frame(&mut out, framing, mark, 1 << 20).is_ok());
+            } else {
+                assert!(write_frame(&mut out, framing, p, 1 << 20).is_ok());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encoder_writes_the_spec_bytes() {
+        assert_eq!(encode_all(Framing::Ndjson, &[b"{}".to_vec()]), b"{}\n");
+        assert_eq!(encode_all(Framing::Length, &[b"{}".to_vec()]), b"\0\0\0\x02{}");
+        assert_eq!(
+            encode_all(Framing::ContentLength, &[b"{}".to_vec(), b"[1]".to_vec()]),
+            b"Content-Length: 2\r\n\r\n{}Content-Length: 3\r\n\r\n[1]"
+        );
+        let mut out = b"keep".to_vec();
+        let mark = begin_frame(&mut out, Framing::Length);
+        out.extend_from_slice(b"12345");
+        assert!(end_frame(&mut out, Framing::Length, mark, 4).is_err());
+        assert_eq!(out, b"keep");
+    }
+
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        // Non-blank ndjson-safe payloads: a '{' then bytes without '\n'.
+        proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..40).prop_map(|mut v| {
+            v.insert(0, b'{');
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn round_trip_any_split(
+            payloads in proptest::collection::vec(payload(), 0..12),
+            splits in proptest::collection::vec(0usize..400, 0..8),
+            which in 0usize..3,
+        ) {
+            let framing = [Framing::Ndjson, Framing::Length, Framing::ContentLength][which];
+            let stream = encode_all(framing, &payloads);
+            let mut cuts: Vec<usize> = splits.into_iter().map(|s| s.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for cut in cuts {
+                if cut > at {
+                    chunks.push(&stream[at..cut]);
+                    at = cut;
+                }
+            }
+            chunks.push(&stream[at..]);
+            chunks.push(b"");
+            let mut dec = FrameDecoder::new(Some(framing), 1 << 20);
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            for chunk in chunks {
+                let mut frames = dec.feed(chunk).map_err(describe);
+                prop_assert!(frames.is_ok());
+                if let Ok(frames) = frames.as_mut() {
+                    while let Ok(Some(frame)) = frames.next_frame() {
+                        let mut p = frame.payload.to_vec();
+                        if framing == Framing::Ndjson {
+                            // The reader strips one trailing '\r' (CRLF).
+                            if payloads.get(got.len()).is_some_and(|orig| orig.ends_with(b"\r")) {
+                                p.push(b'\r');
+                            }
+                        }
+                        got.push(p);
+                    }
+                }
+            }
+            let expected: Vec<Vec<u8>> = payloads
+                .iter()
+                .filter(|p| framing != Framing::Ndjson || !is_blank(p))
+                .cloned()
+                .collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(dec.stream_position(), stream.len() as u64);
+        }
+    }
+}

@@ -16,6 +16,7 @@ use crate::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
 use crate::jsonrpc::{self, JsonKind, JsonNode, TopLevel};
 use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr};
 use crate::py_json::write_value;
+use crate::py_keyring::Keyring;
 
 /// Bodies at least this large are sealed and opened with the GIL released.
 const DETACH_MIN: usize = 64 * 1024;
@@ -52,7 +53,7 @@ impl From<PyErr> for Stop {
 #[pymethods]
 impl Codec {
     #[new]
-    #[pyo3(signature = (framing=None, compression=None, compress_min_size=1024, keyring=None, max_frame_size=16777216))]
+    #[pyo3(signature = (framing=None, compression=None, compress_min_size=1024, keyring=None, max_frame_size=16_777_216))]
     fn new(
         framing: Option<&str>,
         compression: Option<&str>,
@@ -490,10 +491,13 @@ fn write_message(out: &mut Vec<u8>, msg: &Bound<'_, PyAny>, framing: Framing) ->
 }
 
 fn keyring_arc(obj: &Bound<'_, PyAny>) -> PyResult<Arc<KeyRing>> {
-    Err(PyValueError::new_err(format!(
-        "keyring support is being written (got {})",
-        type_name(obj)
-    )))
+    match obj.cast::<Keyring>() {
+        Ok(keyring) => Ok(keyring.get().inner()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "keyring must be an rpcwire.Keyring, not {}",
+            type_name(obj)
+        ))),
+    }
 }
 
 /// Python-side dict keys the validator asks for, interned once.
