@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loop and the MCP SDK's stdio transport, in the same run; every figure is also a ratio.",
     )
     add_bench_arguments(p_bench)
+    _add_verbose(p_bench)
     p_bench.set_defaults(func=_run_bench)
 
     _add_bridge_commands(sub)
@@ -298,8 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_keygen.add_argument("--out", "-o", default=None, metavar="FILE", help="write the key file here (mode 0600)")
     p_keygen.add_argument("--key-id", type=_key_id, default=1, metavar="N", help="the key's id (default 1)")
+    _add_verbose(p_keygen)
     p_keygen.set_defaults(func=_run_keygen)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the subcommand; SUPPRESS keeps a top-level -v from being reset to 0.
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging on stderr")
 
 
 def _setup_logging(verbosity: int) -> None:
