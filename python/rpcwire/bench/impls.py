@@ -255,6 +255,9 @@ class Endpoint:
 
         s = self.setup
         opts = self._codec()
+        needed = {"memory": "memory_pair", "stdio": "spawn"}.get(s.transport, "connect")
+        if not callable(getattr(rpcwire, needed, None)):
+            raise RuntimeError(f"rpcwire.{needed} is not available in this build")
         with codec_override(s.impl):
             if s.transport == "memory":
                 a, b = rpcwire.memory_pair(**opts)
