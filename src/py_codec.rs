@@ -312,19 +312,29 @@ impl Codec {
             let outcome = match frames.next_frame() {
                 Ok(Some(frame)) => handle_frame(py, &parser, envelope, framing, &frame, items),
                 Ok(None) => return Ok(()),
-                Err(error) => return Err(to_pyerr(py, &error)),
+                Err(error) => return Err(with_items(py, to_pyerr(py, &error), items)),
             };
             match outcome {
                 Ok(()) => {}
                 Err(Stop::Fatal(error)) => {
                     let err = to_pyerr(py, &error);
                     frames.poison(error);
-                    return Err(err);
+                    return Err(with_items(py, err, items));
                 }
                 Err(Stop::Python(err)) => return Err(err),
             }
         }
     }
+}
+
+/// Hand the items this chunk completed before a fatal error to the caller as the error's `items`
+/// attribute, so a stream's last good messages are not lost with it.
+fn with_items(py: Python<'_>, err: PyErr, items: &Bound<'_, PyList>) -> PyErr {
+    if let Err(attr_error) = err.value(py).setattr("items", items) {
+        // Only a Python-level failure (e.g. MemoryError) can land here: report that instead.
+        return attr_error;
+    }
+    err
 }
 
 /// Turn one frame into items.

@@ -28,26 +28,49 @@ static ESCAPE: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Append `s` as a JSON string: raw UTF-8, only `"`, `\` and control characters escaped.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// True when any byte of `word` is below 0x20, `"` or `\\` (SWAR: eight bytes per step).
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    let below_space = word.wrapping_sub(LO * 0x20) & !word;
+    let quote = word ^ (LO * u64::from(b'"'));
+    let backslash = word ^ (LO * u64::from(b'\\'));
+    let has_quote = quote.wrapping_sub(LO) & !quote;
+    let has_backslash = backslash.wrapping_sub(LO) & !backslash;
+    (below_space | has_quote | has_backslash) & HI != 0
+}
+
+/// Append `s` as a JSON string: raw UTF-8, only `"`, `\\` and control characters escaped.
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    let mut i = 0;
+    while i < s.len() {
+        // Skip clean 8-byte words; fall back to bytes around anything that needs escaping.
+        if let Some(word) = s.get(i..i + 8).and_then(|w| w.first_chunk::<8>()) {
+            if !needs_escape(u64::from_le_bytes(*word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = s[i];
         let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            continue;
+        if escape != 0 {
+            out.extend_from_slice(&s[start..i]);
+            if escape == b'u' {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xF) as usize]);
+            } else {
+                out.push(b'\\');
+                out.push(escape);
+            }
+            start = i + 1;
         }
-        out.extend_from_slice(&s[start..i]);
-        if escape == b'u' {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xF) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(escape);
-        }
-        start = i + 1;
+        i += 1;
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
@@ -215,6 +238,21 @@ mod tests {
         assert_eq!(s("\u{8}\t\n\u{c}\r"), r#""\b\t\n\f\r""#);
         assert_eq!(s("\u{0}\u{1f}"), r#""\u0000\u001f""#);
         assert_eq!(s("é/€😀\u{7f}"), "\"é/€😀\u{7f}\"");
+        // Long runs and escapes at every position of an 8-byte word.
+        for at in 0..20 {
+            for special in ["\"", "\\", "\n", "\u{1}"] {
+                let mut text = "x".repeat(20);
+                text.insert_str(at, special);
+                let expected = format!(
+                    "\"{}\"",
+                    text.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                        .replace('\u{1}', "\\u0001")
+                );
+                assert_eq!(s(&text), expected);
+            }
+        }
     }
 
     #[test]

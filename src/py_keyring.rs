@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyPermissionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyMapping};
 use zeroize::Zeroizing;
 
 use crate::crypto::{KeyRing, KEY_LEN};
@@ -137,7 +137,17 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 impl Keyring {
     #[new]
     #[pyo3(signature = (keys, active = None))]
-    fn py_new(keys: &Bound<'_, PyDict>, active: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn py_new(keys: &Bound<'_, PyAny>, active: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let keys = if let Ok(dict) = keys.cast::<PyDict>() {
+            dict.clone()
+        } else if let Ok(mapping) = keys.cast::<PyMapping>() {
+            PyDict::from_sequence(&mapping.items()?.into_any())?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "keys must be a mapping of key id to 32-byte key, not {}",
+                keys.get_type().name()?
+            )));
+        };
         let mut parsed: Vec<(u32, [u8; KEY_LEN])> = Vec::with_capacity(keys.len());
         let mut collect = || -> PyResult<()> {
             for (id, key) in keys.iter() {
@@ -150,7 +160,8 @@ impl Keyring {
         let ring = collected.and_then(|()| {
             let active = match active {
                 Some(a) => key_id(a)?,
-                None if parsed.len() == 1 => parsed[0].0,
+                // One key: it is the active one. No key: KeyRing::new says so.
+                None if parsed.len() <= 1 => parsed.first().map_or(0, |k| k.0),
                 None => {
                     return Err(PyValueError::new_err(
                         "active= is required when the keyring holds more than one key",

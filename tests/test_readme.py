@@ -27,5 +27,6 @@ def test_readme_first_example_runs() -> None:
 def test_readme_names_the_two_setup_commands_that_ci_runs() -> None:
     text = README.read_text(encoding="utf-8")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert "make test" in text and "make bench-quick" in text
+    assert "make test" in text
+    assert "make bench-quick" in text
     assert "exec make test" in ci

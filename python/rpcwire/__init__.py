@@ -5,6 +5,8 @@ The public API is re-exported here; implementation lives in private modules.
 
 from __future__ import annotations
 
+import contextlib
+
 from ._core import Codec, Keyring, __version__, kind
 from ._errors import (
     ConnectionClosed,
@@ -51,10 +53,9 @@ def _fix_module_names() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith("rpcwire._") and not name.startswith("_"):
-            try:
+            # Rust classes already say rpcwire and refuse the assignment.
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # Rust classes already say rpcwire
-                pass
 
 
 _fix_module_names()

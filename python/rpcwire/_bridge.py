@@ -168,7 +168,8 @@ async def bridge(listen: str, command: Sequence[str], codec_options: dict[str, A
     try:
         await _until_signalled()
     finally:
-        await server.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def connect(address: str, codec_options: dict[str, Any], *, retry: bool = False) -> None:

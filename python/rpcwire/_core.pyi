@@ -1,6 +1,6 @@
 """Stubs for the Rust extension `rpcwire._core` (kept in step by stubtest)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from os import PathLike
 from typing import Any, Literal, final
 
@@ -94,7 +94,8 @@ class Codec:
             TypeError: ``data`` is not bytes-like.
 
         After ``FrameTooLarge``, ``FramingError`` or ``DecryptError`` the codec is poisoned: every later
-        ``feed`` raises the same error again (items completed before the error in the same chunk are lost).
+        ``feed`` raises the same error again. Items completed before the error in the same chunk are on the
+        error's ``items`` attribute.
         """
 
     def encode(self, msg: dict[str, Any] | list[Any] | bytes, /) -> bytes:
@@ -155,7 +156,7 @@ class Keyring:
         Keyring(ids=[1], active=1)
     """
 
-    def __new__(cls, keys: dict[int, bytes | bytearray], active: int | None = None) -> Keyring:
+    def __new__(cls, keys: Mapping[int, bytes | bytearray], active: int | None = None) -> Keyring:
         """Create a keyring.
 
         Arguments:

@@ -48,7 +48,7 @@ class ProtocolError(RpcWireError):
     code: ClassVar[int]
     default_message: ClassVar[str]
 
-    def __init__(self, data: str | None = None, id: str | int | None = None) -> None:  # noqa: A002
+    def __init__(self, data: str | None = None, id: str | int | None = None) -> None:
         super().__init__(data if data is not None else self.default_message)
         self.message: str = self.default_message
         self.data: str | None = data
@@ -92,7 +92,14 @@ class InvalidRequest(ProtocolError):
 
 
 class FramingError(RpcWireError):
-    """The byte stream cannot be split into frames any more; the codec is poisoned."""
+    """The byte stream cannot be split into frames any more; the codec is poisoned.
+
+    Attributes:
+        items: the items ``Codec.feed`` completed from the same chunk before the error (empty when none),
+            so the messages that arrived before a bad frame are not lost with it.
+    """
+
+    items: list[Any] = []  # noqa: RUF012 - read-only default; the codec sets a fresh list per raise
 
 
 class FrameTooLarge(FramingError):
@@ -101,7 +108,13 @@ class FrameTooLarge(FramingError):
 
 class DecryptError(RpcWireError):
     """An encrypted frame failed authentication, named an unknown key id, was replayed, reordered or
-    reflected, or a plaintext frame reached a codec with a keyring. The codec is poisoned."""
+    reflected, or a plaintext frame reached a codec with a keyring. The codec is poisoned.
+
+    Attributes:
+        items: as ``FramingError.items``.
+    """
+
+    items: list[Any] = []  # noqa: RUF012 - read-only default; the codec sets a fresh list per raise
 
 
 class ConnectionClosed(RpcWireError, ConnectionError):

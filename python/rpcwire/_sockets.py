@@ -1,7 +1,333 @@
-"""(being written: issue 4)"""
+"""``connect`` and ``serve`` over TCP and Unix sockets."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import random
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any
 
-Server: Any = None
-connect: Any = None
-serve: Any = None
+from ._address import Address, parse_address
+from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._transport import Transport
+
+__all__ = ("Server", "connect", "serve")
+
+logger = logging.getLogger("rpcwire")
+
+Handler = Callable[[Transport], Awaitable[Any]]
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # pragma: no cover - uvloop's pseudo-sockets and odd platforms
+        pass
+
+
+async def _dial(addr: Address, kwargs: dict[str, Any], timeout: float) -> RpcProtocol:
+    loop = asyncio.get_running_loop()
+    codec = new_codec(kwargs)
+
+    def factory() -> RpcProtocol:
+        return RpcProtocol(codec, loop)
+
+    transport: asyncio.BaseTransport
+    if addr.scheme == "unix":
+        assert addr.path is not None
+        transport, proto = await asyncio.wait_for(loop.create_unix_connection(factory, addr.path), timeout)
+    else:
+        assert addr.host is not None
+        assert addr.port is not None
+        transport, proto = await asyncio.wait_for(loop.create_connection(factory, addr.host, addr.port), timeout)
+        _set_nodelay(transport)
+    return proto
+
+
+async def _dial_with_retry(
+    addr: Address,
+    kwargs: dict[str, Any],
+    *,
+    timeout: float,
+    attempts: int,
+    initial: float,
+    maximum: float,
+) -> RpcProtocol:
+    delay = initial
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _dial(addr, kwargs, timeout)
+        except (OSError, asyncio.TimeoutError) as exc:  # noqa: PERF203 - one try per dial attempt
+            if attempt >= attempts:
+                raise
+            # full jitter on a capped exponential backoff
+            sleep = random.uniform(delay / 2, delay)
+            logger.info(
+                "rpcwire: connect to %s failed (%r); retry %d/%d in %.2f s", addr, exc, attempt, attempts, sleep
+            )
+            await asyncio.sleep(sleep)
+            delay = min(delay * 2, maximum)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def connect(
+    address: str | int | Address,
+    *,
+    framing: str | None = None,
+    compression: str | None = None,
+    compress_min_size: int = 1024,
+    keyring: Any = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    reconnect: bool = False,
+    retry_attempts: int = 5,
+    retry_initial: float = 0.1,
+    retry_max: float = 10.0,
+    timeout: float = 10.0,
+) -> Transport:
+    """Connect to a server at ``address`` (``tcp://host:port``, ``unix:///path``, or a bare port for loopback).
+
+    Arguments:
+        address: where to connect; see ``rpcwire._address.parse_address``.
+        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments. The default
+            framing is ``ndjson``, or ``length`` when compression or a keyring is given.
+        reconnect: retry the first dial (``retry_attempts`` tries, capped exponential backoff with jitter from
+            ``retry_initial`` up to ``retry_max`` seconds) and re-dial after a drop: the next ``send`` after the
+            connection died dials again, as does the next ``receive`` once a ``receive`` reported the drop.
+            Messages in flight at the drop are not replayed.
+        timeout: seconds allowed for each dial.
+
+    Returns:
+        A connected ``Transport`` (``transport_type`` ``"tcp"`` or ``"unix"``).
+
+    Raises:
+        ValueError: a bad address.
+        OSError: the server could not be reached (after the retries with ``reconnect``).
+        TimeoutError: a dial took longer than ``timeout``.
+    """
+    addr = parse_address(address)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    if not reconnect:
+        proto = await _dial(addr, kwargs, timeout)
+        return Transport(proto, "unix" if addr.scheme == "unix" else "tcp")
+
+    async def redial() -> RpcProtocol:
+        return await _dial_with_retry(
+            addr, kwargs, timeout=timeout, attempts=retry_attempts, initial=retry_initial, maximum=retry_max
+        )
+
+    proto = await redial()
+    return Transport(proto, "unix" if addr.scheme == "unix" else "tcp", redial=redial)
+
+
+def _prepare_unix_path(path: str) -> None:
+    """Remove a stale socket file at ``path``; refuse a live socket or anything that is not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket; refusing to replace it", path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        logger.info("rpcwire: replacing stale socket file %s", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"address in use: a server is listening on {path}", path)
+
+
+class Server:
+    """A listening socket started by ``rpcwire.serve``; each accepted connection runs ``handler(transport)``.
+
+    Attributes:
+        address: the bound address as a URL (the real port when port 0 was asked).
+
+    ``close()`` stops listening, closes every open connection (their handlers see ``ConnectionClosed``) and,
+    for Unix sockets, removes the socket file; ``wait_closed()`` waits for the handlers to finish.
+    ``async with server:`` does both on exit.
+    """
+
+    def __init__(self, address: Address) -> None:
+        self._server: asyncio.AbstractServer | None = None
+        self._address = address
+        self._unix_inode: tuple[int, int] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._transports: set[Transport] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<rpcwire.Server {self._address}>"
+
+    @property
+    def address(self) -> str:
+        """The bound URL: ``tcp://127.0.0.1:PORT``, ``tcp://[::1]:PORT`` or ``unix:///path``."""
+        return str(self._address)
+
+    @property
+    def connections(self) -> int:
+        """Connections currently open."""
+        return len(self._transports)
+
+    def is_serving(self) -> bool:
+        """True until ``close``."""
+        return not self._closed and self._server is not None and self._server.is_serving()
+
+    def _track(self, transport: Transport, task: asyncio.Task[None]) -> None:
+        self._transports.add(transport)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._transports.discard(transport)
+
+        task.add_done_callback(done)
+
+    def close(self) -> None:
+        """Stop listening, close open connections and remove the Unix socket file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        if self._address.scheme == "unix" and self._unix_inode is not None and self._address.path is not None:
+            try:
+                st = os.lstat(self._address.path)
+                if (st.st_dev, st.st_ino) == self._unix_inode:
+                    os.unlink(self._address.path)
+            except FileNotFoundError:
+                pass
+        for t in list(self._transports):
+            t._user_closed = True
+            t._proto.close_nowait()
+
+    async def wait_closed(self) -> None:
+        """Wait until the listener is closed and every connection handler has returned."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (then close)."""
+        try:
+            await asyncio.Future()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def serve(
+    handler: Handler,
+    address: str | int | Address,
+    *,
+    framing: str | None = "auto",
+    compression: str | None = None,
+    compress_min_size: int = 1024,
+    keyring: Any = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    backlog: int = 128,
+) -> Server:
+    """Listen on ``address`` and run ``await handler(transport)`` for every connection.
+
+    The transport is closed when the handler returns (or raises: the exception is logged).
+
+    Arguments:
+        handler: an async callable taking the connection's ``Transport``.
+        address: ``tcp://host:port`` (port 0: any free port), ``tcp://[::1]:port``, ``unix:///abs/path``, or a
+            bare port (loopback). A Unix socket is created with mode 0600; a stale socket file is replaced.
+        framing: ``"auto"`` by default: each connection speaks whatever framing its client's first bytes show.
+        compression, compress_min_size, keyring, max_frame_size: the codec's arguments.
+        backlog: the listen backlog.
+
+    Returns:
+        A started ``Server``; ``server.address`` is the bound URL.
+
+    Raises:
+        ValueError: a bad address.
+        OSError: the address is in use (a live server holds the Unix socket), or a non-socket file is at the
+            Unix path (it is never deleted), or the bind failed.
+    """
+    addr = parse_address(address)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    loop = asyncio.get_running_loop()
+    result = Server(addr)
+    kind = "unix" if addr.scheme == "unix" else "tcp"
+
+    async def run_handler(transport: Transport) -> None:
+        try:
+            await handler(transport)
+        except Exception:
+            logger.exception("rpcwire: connection handler failed")
+        finally:
+            await transport.close()
+
+    class _ServerProtocol(RpcProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            if kind == "tcp":
+                _set_nodelay(transport)
+            t = Transport(self, kind)  # type: ignore[arg-type]
+            task = loop.create_task(run_handler(t))
+            result._track(t, task)
+
+    def factory() -> RpcProtocol:
+        return _ServerProtocol(new_codec(kwargs), loop)
+
+    server: asyncio.AbstractServer
+    inode: tuple[int, int] | None = None
+    if addr.scheme == "unix":
+        assert addr.path is not None
+        path = addr.path
+        _prepare_unix_path(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            # Before listen() nobody can connect, so tightening the mode now closes the window.
+            os.chmod(path, 0o600)
+            st = os.lstat(path)
+            inode = (st.st_dev, st.st_ino)
+            result._unix_inode = inode
+            server = await loop.create_unix_server(factory, sock=sock, backlog=backlog)
+        except BaseException:
+            sock.close()
+            if inode is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            raise
+        result._server = server
+    else:
+        assert addr.host is not None
+        assert addr.port is not None
+        server = await loop.create_server(factory, addr.host, addr.port, backlog=backlog)
+        sockets = server.sockets
+        port = int(sockets[0].getsockname()[1]) if sockets else addr.port
+        result._server = server
+        result._address = Address("tcp", addr.host, port)
+    return result

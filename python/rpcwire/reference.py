@@ -449,22 +449,28 @@ class Codec:
             if not isinstance(data, (bytearray, memoryview)):
                 raise TypeError(f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}")
             data = bytes(data)
+        out: list[Item] = []
         try:
             if self._eof:
                 if data:
                     raise FramingError(f"data after end of input (at byte {self._offset})")
-                return []
+                return out
             if not data:
                 return self._finish()
             if self._framing == "auto":
                 self._detect(data[0])
             if self._framing == "ndjson":
-                return self._feed_ndjson(data)
-            return self._feed_binary(data)
+                self._feed_ndjson(data, out)
+            else:
+                self._feed_binary(data, out)
         except (FramingError, DecryptError) as exc:
+            # The items this chunk completed before the error travel with it (as in rpcwire.Codec).
+            if out:
+                exc.items = out
             self._error = exc
             self._buf = bytearray()
             raise
+        return out
 
     def _detect(self, first: int) -> None:
         if first in b"{[ \t\r\n":
@@ -479,8 +485,7 @@ class Codec:
     def _too_large(self, size: int, offset: int) -> FrameTooLarge:
         return FrameTooLarge(f"frame of {size} bytes exceeds max_frame_size {self._max} (at byte {offset})")
 
-    def _feed_ndjson(self, data: bytes) -> list[Item]:
-        out: list[Item] = []
+    def _feed_ndjson(self, data: bytes, out: list[Item]) -> None:
         buf = self._buf
         limit = self._max
         lines = data.split(b"\n")
@@ -511,10 +516,8 @@ class Codec:
         if len(buf) + len(tail) > limit:
             raise self._too_large(len(buf) + len(tail), self._offset)
         buf += tail
-        return out
 
-    def _feed_binary(self, data: bytes) -> list[Item]:
-        out: list[Item] = []
+    def _feed_binary(self, data: bytes, out: list[Item]) -> None:
         buf = self._buf
         # One big-integer pre-check per chunk (see _may_hold_big_int), remembered for the bytes
         # left in the buffer; a digit run straddling the old tail and this chunk is looked for too.
@@ -571,7 +574,6 @@ class Codec:
             else:
                 buf += data[pos:]
             self._buf_check = check and bool(buf)
-        return out
 
     _cl_header_len = 0
 

@@ -1,0 +1,507 @@
+"""The asyncio ``Protocol`` under every rpcwire transport: one codec, coalesced writes, backpressure both ways.
+
+Bytes arrive in ``data_received`` and go to ``codec.feed`` in one call per chunk; the decoded items wait in a
+deque until ``receive`` takes them. Messages handed to ``send`` in one loop iteration are encoded together by
+``codec.encode_many`` (one FFI call) and leave in one ``transport.write``.
+
+Flow control:
+
+* send side: the transport's write buffer has a high-water mark (``WRITE_HIGH_WATER``); above it asyncio calls
+  ``pause_writing`` and ``send`` waits until ``resume_writing``. At most ``FLUSH_MAX_MESSAGES`` messages wait
+  in the coalescing list before they are flushed inline.
+* receive side: when more than ``QUEUE_MAX_ITEMS`` items or ``QUEUE_MAX_BYTES`` bytes wait unread, the protocol
+  calls ``pause_reading``; it resumes when the reader has drained the queue to a quarter of the item bound (and
+  below the byte bound). The codec itself never buffers more than one frame (``max_frame_size``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, cast
+
+from ._errors import ConnectionClosed, RpcWireError
+
+__all__ = (
+    "FLUSH_FIRST_MESSAGES",
+    "FLUSH_MAX_MESSAGES",
+    "FLUSH_MIN_MESSAGES",
+    "FLUSH_TARGET_BYTES",
+    "QUEUE_MAX_BYTES",
+    "QUEUE_MAX_ITEMS",
+    "WRITE_HIGH_WATER",
+    "WRITE_LOW_WATER",
+    "CodecLike",
+    "RpcProtocol",
+    "codec_kwargs",
+    "new_codec",
+)
+
+logger = logging.getLogger("rpcwire")
+
+#: Write-buffer high-water mark: above it ``send`` waits.
+WRITE_HIGH_WATER = 2 * 2**20
+#: Write-buffer low-water mark: below it waiting senders resume.
+WRITE_LOW_WATER = 512 * 2**10
+#: Most messages held for coalescing before an inline flush (bounds memory when a task sends without yielding).
+FLUSH_MAX_MESSAGES = 4096
+#: Fewest, for very large messages.
+FLUSH_MIN_MESSAGES = 8
+#: The bound before any message size is known.
+FLUSH_FIRST_MESSAGES = 64
+#: The coalescing bound adapts so that one inline flush encodes about this many bytes.
+FLUSH_TARGET_BYTES = 256 * 2**10
+#: Unread items that make the protocol stop reading.
+QUEUE_MAX_ITEMS = 4096
+#: Unread bytes (as received) that make the protocol stop reading.
+QUEUE_MAX_BYTES = 8 * 2**20
+#: Default seconds ``close`` waits for buffered data to drain before it aborts the connection.
+CLOSE_TIMEOUT = 10.0
+
+DEFAULT_MAX_FRAME_SIZE = 16 * 2**20
+
+
+class CodecLike(Protocol):
+    """What a transport needs from a codec: ``rpcwire.Codec`` and ``rpcwire.reference.Codec`` both fit."""
+
+    def feed(self, data: bytes, /) -> list[Any]: ...
+
+    def encode(self, msg: Any, /) -> bytes: ...
+
+    def encode_many(self, msgs: Sequence[Any], /) -> bytes: ...
+
+
+#: The codec class the public functions build. Tests and the bench harness may point it at
+#: ``rpcwire.reference.Codec``; ``None`` means ``rpcwire.Codec``.
+codec_class: Callable[..., CodecLike] | None = None
+
+
+def codec_kwargs(
+    framing: str | None,
+    compression: str | None,
+    compress_min_size: int,
+    keyring: Any,
+    max_frame_size: int,
+) -> dict[str, Any]:
+    """The codec keyword arguments every transport takes, as a dict for ``new_codec``."""
+    return {
+        "framing": framing,
+        "compression": compression,
+        "compress_min_size": compress_min_size,
+        "keyring": keyring,
+        "max_frame_size": max_frame_size,
+    }
+
+
+def new_codec(kwargs: dict[str, Any]) -> CodecLike:
+    """Build one codec for one connection (``rpcwire.Codec`` unless ``codec_class`` says otherwise)."""
+    cls = codec_class
+    if cls is None:
+        from ._core import Codec
+
+        cls = Codec
+    codec: CodecLike = cls(**kwargs)
+    return codec
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
+    waiters.clear()
+
+
+class RpcProtocol(asyncio.Protocol):
+    """One connection: an asyncio ``Protocol`` owning one codec.
+
+    Works over a single bidirectional transport (sockets, memory) or, through ``ReadPipeProtocol`` and
+    ``WritePipeProtocol``, over a pair of pipes (stdio, spawned child). The public surface is
+    ``rpcwire.Transport``; this class is its engine.
+    """
+
+    def __init__(self, codec: CodecLike, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._codec = codec
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._rt: asyncio.BaseTransport | None = None  # read side
+        self._wt: asyncio.WriteTransport | None = None  # write side
+        # receive side
+        self._queue: collections.deque[Any] = collections.deque()
+        self._queued_bytes = 0
+        self._partial_bytes = 0
+        self._reading_paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._eof = False  # no more items will arrive
+        self._error: BaseException | None = None  # fatal codec error, raised once by receive
+        self._error_raised = False
+        self._lost_exc: BaseException | None = None  # OS error that ended the connection
+        # send side
+        self._out: list[Any] = []
+        self._flush_scheduled = False
+        self._flush_cap = FLUSH_FIRST_MESSAGES  # adapts to the message size seen (see FLUSH_TARGET_BYTES)
+        self._write_paused = False
+        self._write_waiters: list[asyncio.Future[None]] = []
+        self._send_error: BaseException | None = None
+        self._closed = False  # the write side is gone (or closing): send raises
+        self._closing = False  # close() was called
+        self._read_done = False
+        self._write_done = False
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+        self._drop_reported = False  # a reconnecting Transport told a receiver about this connection's end
+        self.close_timeout = CLOSE_TIMEOUT
+        # stats
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # ----------------------------------------------------------------- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._rt = transport
+        # uvloop's transports are not registered subclasses of asyncio.WriteTransport: no isinstance here
+        self._set_writer(cast("asyncio.WriteTransport", transport))
+
+    def _set_writer(self, transport: asyncio.WriteTransport) -> None:
+        self._wt = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        if self._eof:
+            return
+        self.bytes_in += len(data)
+        try:
+            items = self._codec.feed(data)
+        except Exception as exc:  # a fatal codec error (or a codec bug): the stream ends here
+            self._fatal_after(exc)
+            return
+        self._partial_bytes += len(data)
+        if items:
+            self._push(items)
+
+    def _push(self, items: list[Any]) -> None:
+        self.messages_in += len(items)
+        queue = self._queue
+        queue.extend(items)
+        self._queued_bytes += self._partial_bytes
+        self._partial_bytes = 0
+        if self._waiters:
+            _wake(self._waiters)
+        if not self._reading_paused and (len(queue) >= QUEUE_MAX_ITEMS or self._queued_bytes >= QUEUE_MAX_BYTES):
+            self._pause_reading()
+
+    def eof_received(self) -> bool:
+        self._feed_eof()
+        # Keep the write side of a socket open (half-close): replies already made can still leave.
+        return not self._closed
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._read_lost(exc)
+        self._write_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._write_waiters:
+            _wake(self._write_waiters)
+
+    # ----------------------------------------------------------------- state changes
+    def _feed_eof(self) -> None:
+        if self._eof:
+            return
+        try:
+            items = self._codec.feed(b"")
+        except Exception as exc:
+            self._fatal_after(exc)
+            return
+        if items:
+            self._push(items)
+        self._eof = True
+        _wake(self._waiters)
+
+    def _fatal_after(self, exc: BaseException) -> None:
+        # Messages the chunk completed before the bad frame are still delivered, then the error.
+        items = getattr(exc, "items", None)
+        if items:
+            self._push(list(items))
+        self._fatal(exc)
+
+    def _fatal(self, exc: BaseException) -> None:
+        if not isinstance(exc, RpcWireError):
+            logger.error("rpcwire: codec failed unexpectedly; closing the connection", exc_info=exc)
+        else:
+            logger.debug("rpcwire: fatal stream error, closing: %r", exc)
+        self._error = exc
+        self._eof = True
+        _wake(self._waiters)
+        if self._reading_paused:
+            self._resume_reading()
+        for t in {self._rt, self._wt}:
+            if t is not None and not t.is_closing():
+                t.close()
+
+    def _read_lost(self, exc: BaseException | None) -> None:
+        if exc is not None and self._lost_exc is None:
+            self._lost_exc = exc
+        self._feed_eof()
+        self._read_done = True
+        self._maybe_done()
+
+    def _write_lost(self, exc: BaseException | None) -> None:
+        if exc is not None and self._lost_exc is None:
+            self._lost_exc = exc
+        self._closed = True
+        if self._out:
+            logger.debug("rpcwire: connection lost with %d unsent messages", len(self._out))
+            self._out = []
+        _wake(self._write_waiters)
+        self._write_done = True
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self._read_done and self._write_done and not self._lost.done():
+            self._lost.set_result(None)
+
+    def _pause_reading(self) -> None:
+        rt = cast("asyncio.ReadTransport | None", self._rt)
+        if rt is not None and not rt.is_closing():
+            self._reading_paused = True
+            rt.pause_reading()
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        rt = cast("asyncio.ReadTransport | None", self._rt)
+        if rt is not None and not rt.is_closing():
+            rt.resume_reading()
+
+    def _after_pop(self) -> None:
+        """Called by a reader after it took an item and either the queue is empty or reading is paused."""
+        queue = self._queue
+        if not queue:
+            self._queued_bytes = 0
+        if (
+            self._reading_paused
+            and len(queue) <= QUEUE_MAX_ITEMS // 4
+            and self._queued_bytes < QUEUE_MAX_BYTES
+            and not self._eof
+        ):
+            self._resume_reading()
+
+    # ----------------------------------------------------------------- public-facing engine
+    @property
+    def alive(self) -> bool:
+        """True while items can still arrive and messages can still be sent."""
+        return not self._eof and not self._closed
+
+    def closed_error(self) -> BaseException:
+        """The exception a receive on this finished connection raises (the fatal error once, then ConnectionClosed)."""
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
+            return self._error
+        return self._connection_closed()
+
+    def _connection_closed(self, message: str = "connection closed") -> ConnectionClosed:
+        err = ConnectionClosed(message)
+        err.__cause__ = self._error if self._error is not None else self._lost_exc
+        return err
+
+    async def receive(self) -> Any:
+        """Wait for the next item (cancel-safe: an item is taken from the queue only when it is returned)."""
+        queue = self._queue
+        while not queue:
+            if self._eof:
+                raise self.closed_error()
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+                    if fut in self._waiters:
+                        self._waiters.remove(fut)
+        item = queue.popleft()
+        if not queue or self._reading_paused:
+            self._after_pop()
+        return item
+
+    def _check_send(self) -> None:
+        if self._send_error is not None:
+            err, self._send_error = self._send_error, None
+            raise err
+        if self._closed or self._wt is None:
+            raise self._connection_closed("connection closed: cannot send")
+
+    async def wait_writable(self) -> None:
+        """Wait while the write buffer is above its high-water mark (raises ConnectionClosed if it closes)."""
+        while self._write_paused and not self._closed:
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._write_waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+                    if fut in self._write_waiters:
+                        self._write_waiters.remove(fut)
+        self._check_send()
+
+    async def send(self, msg: Any) -> None:
+        """Queue one message for the coalesced write of this loop iteration (waits under backpressure)."""
+        if self._write_paused:
+            await self.wait_writable()
+        else:
+            self._check_send()
+        out = self._out
+        out.append(msg)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+        elif len(out) >= self._flush_cap:
+            self.flush()
+
+    async def send_many(self, msgs: Iterable[Any]) -> None:
+        """Queue several messages at once (same rules as ``send``)."""
+        if self._write_paused:
+            await self.wait_writable()
+        else:
+            self._check_send()
+        self._out.extend(msgs)
+        if len(self._out) >= self._flush_cap:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Encode every queued message in one ``encode_many`` and write the result in one write."""
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        wt = self._wt
+        if self._closed or wt is None or wt.is_closing():
+            logger.debug("rpcwire: dropping %d messages queued on a closed connection", len(out))
+            return
+        try:
+            data = self._codec.encode_many(out)
+        except Exception:
+            data = self._encode_each(out)
+        else:
+            self.messages_out += len(out)
+        if data:
+            size = len(data)
+            self.bytes_out += size
+            self._flush_cap = min(FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, FLUSH_TARGET_BYTES * len(out) // size))
+            wt.write(data)
+
+    def _encode_each(self, out: list[Any]) -> bytes:
+        # encode_many refused the batch: find the bad messages, send the good ones, report the first failure.
+        parts: list[bytes] = []
+        for msg in out:
+            try:
+                parts.append(self._codec.encode(msg))
+            except Exception as exc:  # noqa: PERF203 - the rare path after encode_many refused a batch
+                logger.error("rpcwire: could not encode a message, not sent: %r", exc)
+                if self._send_error is None:
+                    self._send_error = exc
+                self.messages_out -= 1
+        self.messages_out += len(out)
+        return b"".join(parts)
+
+    def count_sent(self) -> int:
+        """Messages handed to the transport (written or waiting in the coalescing list)."""
+        return self.messages_out + len(self._out)
+
+    def close_nowait(self) -> None:
+        """Flush what was sent and start closing (asyncio's close: buffered data still leaves). Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self.flush()
+        self._closed = True
+        self._eof = True
+        self._queue.clear()
+        _wake(self._waiters)
+        _wake(self._write_waiters)
+        for t in {self._rt, self._wt}:
+            if t is not None and not t.is_closing():
+                t.close()
+        if self._rt is None and self._wt is None and not self._lost.done():
+            self._lost.set_result(None)
+
+    async def close(self) -> None:
+        """Flush what was sent, close, and wait (``close_timeout``) for the buffers to drain; then abort."""
+        self.close_nowait()
+        if not self._lost.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._lost), self.close_timeout)
+            except asyncio.TimeoutError:
+                logger.warning("rpcwire: peer did not drain within %.1f s; aborting the connection", self.close_timeout)
+                self.abort()
+                await asyncio.shield(self._lost)
+
+    def abort(self) -> None:
+        """Drop the connection now, discarding unsent data."""
+        self._closing = True
+        self._closed = True
+        self._eof = True
+        for t in {self._rt, self._wt}:
+            if t is not None:
+                t.abort()  # type: ignore[attr-defined]
+        _wake(self._waiters)
+        _wake(self._write_waiters)
+
+    def write_buffer_size(self) -> int:
+        """Bytes waiting in the write transport (for tests and diagnostics)."""
+        wt = self._wt
+        return wt.get_write_buffer_size() if wt is not None else 0
+
+    def queue_size(self) -> int:
+        """Decoded items waiting for ``receive``."""
+        return len(self._queue)
+
+
+class ReadPipeProtocol(asyncio.Protocol):
+    """Forwards a read pipe's events (stdin, a child's stdout) to an ``RpcProtocol``."""
+
+    def __init__(self, main: RpcProtocol) -> None:
+        self._main = main
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._main._rt = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._main.data_received(data)
+
+    def eof_received(self) -> bool:
+        self._main._feed_eof()
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._main._read_lost(exc)
+
+
+class WritePipeProtocol(asyncio.BaseProtocol):
+    """Forwards a write pipe's events (stdout, a child's stdin) to an ``RpcProtocol``."""
+
+    def __init__(self, main: RpcProtocol) -> None:
+        self._main = main
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._main._set_writer(cast("asyncio.WriteTransport", transport))
+
+    def pause_writing(self) -> None:
+        self._main.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._main.resume_writing()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._main._write_lost(exc)

@@ -1,0 +1,27 @@
+"""Helpers shared by the transport tests and by the child scripts they run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rpcwire
+
+
+def note(i: int, pad: int = 100) -> dict[str, Any]:
+    """A ~150-byte JSON-RPC notification numbered ``i``."""
+    return {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"i": i, "pad": "x" * pad}}
+
+
+def request(i: int, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": i, "method": "echo", "params": params}
+
+
+async def echo_handler(t: rpcwire.Transport) -> None:
+    """Answer every request with its params; answer ProtocolError items with their error response."""
+    async for msg in t:
+        if isinstance(msg, rpcwire.ProtocolError):
+            await t.send(msg.to_error())
+        elif isinstance(msg, dict) and "id" in msg:
+            await t.send({"jsonrpc": "2.0", "id": msg["id"], "result": msg.get("params")})
+        else:
+            await t.send({"jsonrpc": "2.0", "id": None, "result": msg})
