@@ -30,7 +30,7 @@ class RpcWireError(Exception):
     def __new__(cls, *args: Any, **kwargs: Any) -> RpcWireError:
         if cls is RpcWireError or cls is ProtocolError:
             raise TypeError(f"{cls.__name__} is abstract; raise one of its subclasses")
-        return super().__new__(cls, *args, **kwargs)
+        return super().__new__(cls, *args)
 
 
 class ProtocolError(RpcWireError):

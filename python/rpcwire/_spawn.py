@@ -1,5 +1,318 @@
-"""(being written: issue 4)"""
+"""``spawn()``: a child process's stdin/stdout as a transport; the child is owned from start to reaping."""
 
-from typing import Any
+from __future__ import annotations
 
-spawn: Any = None
+import asyncio
+import collections
+import contextlib
+import io
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, TypeAlias, cast
+
+from ._errors import ConnectionClosed
+from ._pipes import enlarge_pipe
+from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._transport import Opening, Transport
+
+__all__ = ("ChildTransport", "StderrSink", "spawn")
+
+logger = logging.getLogger("rpcwire")
+
+#: Where a child's stderr goes: ``None`` (this process's stderr), ``subprocess.DEVNULL``, a file descriptor, a
+#: binary or text file object, or a callable taking each chunk of bytes.
+StderrSink: TypeAlias = int | IO[Any] | Callable[[bytes], object] | None
+
+#: Bytes of the child's stderr kept for ``ChildTransport.stderr_tail`` when rpcwire drains it.
+STDERR_TAIL = 8 * 2**10
+
+
+class _ChildProtocol(asyncio.SubprocessProtocol):
+    """Routes the child's pipes to the connection's ``RpcProtocol`` and its stderr to the sink."""
+
+    def __init__(self, main: RpcProtocol, sink: Callable[[bytes], object] | None) -> None:
+        self.main = main
+        self.sink = sink
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.exited: asyncio.Future[None] = main._loop.create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's process transport is not a registered asyncio.SubprocessTransport subclass: no isinstance.
+        transport = cast("asyncio.SubprocessTransport", transport)
+        self.transport = transport
+        stdin = transport.get_pipe_transport(0)
+        stdout = transport.get_pipe_transport(1)
+        assert stdin is not None
+        assert stdout is not None
+        self.main._rt = stdout
+        self.main._set_writer(stdin)  # type: ignore[arg-type]
+        for pipe in (stdin, stdout):
+            fileobj = pipe.get_extra_info("pipe")
+            if fileobj is not None:
+                enlarge_pipe(fileobj.fileno())
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        assert isinstance(data, bytes)
+        if fd == 1:
+            self.main.data_received(data)
+            return
+        self.tail.append(data)
+        self.tail_size += len(data)
+        while self.tail_size - len(self.tail[0]) >= STDERR_TAIL:
+            self.tail_size -= len(self.tail.popleft())
+        if self.sink is not None:
+            try:
+                self.sink(data)
+            except Exception:
+                logger.exception("rpcwire: the child's stderr callback failed; dropping its output")
+                self.sink = None
+
+    def pipe_connection_lost(self, fd: int, exc: BaseException | None) -> None:
+        if fd == 1:
+            self.main._read_lost(exc)
+        elif fd == 0:
+            self.main._write_lost(exc)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.main.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.main.resume_writing()
+
+
+class ChildTransport(Transport):
+    """The transport ``spawn()`` gives (``transport_type == "spawn"``).
+
+    Attributes:
+        pid: the child's process id (also its process group id).
+        argv: the command line.
+    """
+
+    def __init__(
+        self,
+        protocol: RpcProtocol,
+        child: _ChildProtocol,
+        argv: list[str],
+        close_timeout: float,
+        terminate_timeout: float,
+    ) -> None:
+        super().__init__(protocol, "spawn")
+        self._child = child
+        self.argv = argv
+        assert child.transport is not None
+        self._process = child.transport
+        self.pid: int = self._process.get_pid()
+        self._close_timeout = close_timeout
+        self._terminate_timeout = terminate_timeout
+        self._closing_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else f"exited {self.exit_code}"
+        return f"<rpcwire.Transport spawn pid={self.pid} {self.argv[0]!r} {state}>"
+
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it exited (negative: killed by that signal), else None."""
+        return self._process.get_returncode()
+
+    @property
+    def stderr_tail(self) -> bytes:
+        """The last few KiB the child wrote to stderr, when rpcwire drains it (a callable or fd-less sink)."""
+        return b"".join(self._child.tail)
+
+    async def wait(self) -> int:
+        """Wait for the child to exit; return its exit status."""
+        await asyncio.shield(self._child.exited)
+        code = self.exit_code
+        assert code is not None
+        return code
+
+    async def _closed_with_code(self, exc: ConnectionClosed) -> ConnectionClosed:
+        # stdout's EOF usually comes a moment before the exit status: give it a short while.
+        if self.exit_code is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._child.exited), 0.5)
+        code = self.exit_code
+        if code is None:
+            return exc
+        err = ConnectionClosed(f"{exc} (child {self.pid} exited with status {code})", exit_code=code)
+        err.__cause__ = exc.__cause__
+        return err
+
+    async def _receive_slow(self) -> Any:
+        try:
+            return await super()._receive_slow()
+        except ConnectionClosed as exc:
+            raise await self._closed_with_code(exc) from exc.__cause__
+
+    async def _send_slow(self, msgs: Any) -> None:
+        try:
+            await super()._send_slow(msgs)
+        except ConnectionClosed as exc:
+            raise await self._closed_with_code(exc) from exc.__cause__
+
+    async def close(self) -> None:
+        """Flush what was sent, close the child's stdin and wait for it to exit; then SIGTERM its process
+        group, then SIGKILL, each after its timeout; reap it. Idempotent; concurrent calls wait together."""
+        if self._closing_task is None:
+            self._closing_task = asyncio.get_running_loop().create_task(self._shutdown())
+        await asyncio.shield(self._closing_task)
+
+    async def _shutdown(self) -> None:
+        self._user_closed = True
+        p = self._proto
+        p.close_timeout = self._close_timeout
+        try:
+            await p.close()  # flush, then close stdin (and stop reading stdout)
+        finally:
+            await self._reap()
+
+    async def _reap(self) -> None:
+        exited = self._child.exited
+        for sig, timeout in (
+            (None, self._close_timeout),
+            (signal.SIGTERM, self._terminate_timeout),
+            (signal.SIGKILL, None),
+        ):
+            if exited.done():
+                break
+            if sig is not None:
+                logger.info("rpcwire: child %d did not exit; sending %s to its process group", self.pid, sig.name)
+                self._signal_group(sig)
+            if timeout is None:
+                await asyncio.shield(exited)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), timeout)
+        self._process.close()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._process.get_returncode() is not None:
+            return  # reaped: its pid (and group id) may belong to someone else now
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # pragma: no cover - the child changed its group to one we cannot signal
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+
+def _stream_sink(stream: IO[Any]) -> Callable[[bytes], object]:
+    text = isinstance(stream, io.TextIOBase) or hasattr(stream, "encoding")
+
+    def write(data: bytes) -> None:
+        try:
+            stream.write(data.decode("utf-8", "replace") if text else data)
+            stream.flush()
+        except (OSError, ValueError):  # a closed sink: drop the output, never block the child
+            pass
+
+    return write
+
+
+def _stderr_route(stderr: StderrSink) -> tuple[Any, Callable[[bytes], object] | None]:
+    """``(what Popen gets for stderr, the callback rpcwire drains it into)``."""
+    if stderr is None:
+        return None, None  # inherit our fd 2: the child writes there directly, as the MCP SDK's children do
+    if isinstance(stderr, int):
+        return stderr, None  # an fd (or DEVNULL/STDOUT): the kernel takes it from there
+    if callable(stderr):
+        return subprocess.PIPE, stderr
+    fileno = getattr(stderr, "fileno", None)
+    if fileno is not None:
+        try:
+            fileno()
+        except (OSError, ValueError):  # io.StringIO and friends: no descriptor
+            pass
+        else:
+            if stderr.writable():
+                return stderr, None
+    return subprocess.PIPE, _stream_sink(stderr)
+
+
+async def _open(
+    argv: list[str],
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    stderr: StderrSink,
+    kwargs: dict[str, Any],
+    close_timeout: float,
+    terminate_timeout: float,
+) -> ChildTransport:
+    loop = asyncio.get_running_loop()
+    main = RpcProtocol(new_codec(kwargs), loop)
+    stderr_arg, sink = _stderr_route(stderr)
+    child = _ChildProtocol(main, sink)
+    await loop.subprocess_exec(
+        lambda: child,
+        *argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr_arg,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,  # its own process group, so close() can stop every process it started
+    )
+    return ChildTransport(main, child, argv, close_timeout, terminate_timeout)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stderr: StderrSink = None,
+    framing: str | None = None,
+    compression: str | None = None,
+    compress_min_size: int = 1024,
+    keyring: Any = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    close_timeout: float = 2.0,
+    terminate_timeout: float = 2.0,
+) -> Opening[ChildTransport]:
+    """Start ``argv`` and talk to it over its stdin/stdout: ``async with rpcwire.spawn([...]) as t:``.
+
+    The child runs in its own session and process group. Its stderr never blocks it: by default the child
+    writes straight to this process's stderr (fd 2, inherited); ``stderr`` may instead name a file descriptor,
+    a file object, ``subprocess.DEVNULL``, or a callable taking bytes. A callable, or a file object without a
+    descriptor (``io.StringIO``), is fed by rpcwire draining a pipe as the child writes, and the last few KiB
+    stay in ``t.stderr_tail``.
+
+    When the child exits, ``receive`` (after the last message) and ``send`` raise ``ConnectionClosed`` with the
+    exit status in ``exit_code``; ``t.exit_code`` and ``await t.wait()`` give it too.
+
+    Closing (``async with`` exit or ``close()``): the sends already made are flushed, the child's stdin is
+    closed and it gets ``close_timeout`` seconds to exit; then its process group gets SIGTERM and
+    ``terminate_timeout`` seconds; then SIGKILL; then it is reaped.
+
+    Arguments:
+        argv: the program and its arguments (no shell).
+        cwd: the child's working directory.
+        env: the child's whole environment (None: inherit ours).
+        stderr: where the child's stderr goes (see above).
+        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments (default
+            framing ``ndjson``, or ``length`` with compression or a keyring).
+        close_timeout, terminate_timeout: seconds for the two polite steps of closing.
+
+    Returns:
+        An awaitable async context manager giving a ``ChildTransport`` (``transport_type == "spawn"``).
+
+    Raises:
+        OSError: the program could not be started (e.g. ``FileNotFoundError``).
+        ValueError: ``argv`` is empty.
+    """
+    args = [os.fspath(a) for a in argv]
+    if not args:
+        raise ValueError("spawn() needs a program to run: argv is empty")
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    return Opening(lambda: _open(args, cwd, env, stderr, kwargs, close_timeout, terminate_timeout))

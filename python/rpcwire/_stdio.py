@@ -1,5 +1,136 @@
-"""(being written: issue 4)"""
+"""``stdio()``: this process's stdin/stdout as a transport, with the wire guarded from stray output."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
 from typing import Any
 
-stdio: Any = None
+from ._pipes import attach_reader, attach_writer, enlarge_pipe, is_socket, same_file, set_blocking_quietly
+from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._transport import Opening, Transport
+
+__all__ = ("StdioTransport", "stdio")
+
+logger = logging.getLogger("rpcwire")
+
+
+class _Fds:
+    """The descriptors ``stdio()`` moved, and how to put them back."""
+
+    def __init__(self, guard: bool) -> None:
+        self.guard = guard
+        # Saved copies of fd 0 and fd 1 (the wire), restored on close when guarding.
+        self.saved_in = os.dup(0)
+        self.saved_out = os.dup(1)
+        self.was_blocking = (os.get_blocking(0), os.get_blocking(1))
+        self.restored = False
+
+    def divert(self) -> None:
+        """fd 0 <- /dev/null, fd 1 <- fd 2: a stray ``print`` or ``input`` cannot touch the wire."""
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.dup2(null, 0)
+        finally:
+            os.close(null)
+        os.dup2(2, 1)
+
+    def restore(self) -> None:
+        if self.restored:
+            return
+        self.restored = True
+        # asyncio made the wire's file descriptions non-blocking; a parent shell sharing them expects them back.
+        set_blocking_quietly(self.saved_in, self.was_blocking[0])
+        set_blocking_quietly(self.saved_out, self.was_blocking[1])
+        if self.guard:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            os.dup2(self.saved_in, 0)
+            os.dup2(self.saved_out, 1)
+        os.close(self.saved_in)
+        os.close(self.saved_out)
+
+
+class StdioTransport(Transport):
+    """The transport ``stdio()`` gives (``transport_type == "stdio"``); closing it gives fds 0 and 1 back."""
+
+    def __init__(self, protocol: RpcProtocol, fds: _Fds) -> None:
+        super().__init__(protocol, "stdio")
+        self._fds = fds
+
+    async def close(self) -> None:
+        """Flush the sends already made, close the wire and put fds 0 and 1 back. Idempotent."""
+        try:
+            await super().close()
+        finally:
+            self._fds.restore()
+
+
+async def _open(kwargs: dict[str, Any], guard: bool) -> StdioTransport:
+    loop = asyncio.get_running_loop()
+    fds = _Fds(guard)
+    wire_in = os.dup(fds.saved_in)
+    wire_out = os.dup(fds.saved_out)
+    try:
+        if guard:
+            fds.divert()
+        enlarge_pipe(wire_in)
+        enlarge_pipe(wire_out)
+        main = RpcProtocol(new_codec(kwargs), loop)
+        if is_socket(wire_in) and same_file(wire_in, wire_out):
+            # One socket on both fds (a socketpair from a Node/libuv parent): one bidirectional transport.
+            os.close(wire_out)
+            wire_out = -1
+            await loop.create_connection(lambda: main, sock=socket.socket(fileno=wire_in))
+        else:
+            await attach_reader(loop, main, wire_in)
+            wire_in = -1  # owned by the read transport now
+            await attach_writer(loop, main, wire_out)
+    except BaseException:
+        for fd in (wire_in, wire_out):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        fds.restore()
+        raise
+    return StdioTransport(main, fds)
+
+
+def stdio(
+    *,
+    framing: str | None = None,
+    compression: str | None = None,
+    compress_min_size: int = 1024,
+    keyring: Any = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    guard: bool = True,
+) -> Opening[StdioTransport]:
+    """This process's stdin and stdout as a transport: ``async with rpcwire.stdio() as t:``.
+
+    While it is open (``guard=True``, the default) fd 1 points at stderr and fd 0 at the null device, so a
+    stray ``print`` (from this code or a library) goes to stderr instead of corrupting the wire, and nothing
+    else can read the wire's input. Closing the transport puts both back.
+
+    Pipes are enlarged to 1 MiB where the OS allows (Linux ``F_SETPIPE_SZ``). stdin and stdout may be pipes,
+    sockets (including one socketpair on both, as Node/libuv parents give), ttys or regular files.
+
+    At stdin EOF ``receive`` reports ``ConnectionClosed`` after the last message; the write side stays open, so
+    replies to requests still being handled can be sent, and ``close`` flushes them all before it returns.
+
+    Arguments:
+        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments. The default
+            framing is ``ndjson`` (what MCP's stdio transport specifies), or ``length`` with compression or a
+            keyring.
+        guard: divert fds 0 and 1 while serving (see above).
+
+    Returns:
+        An awaitable async context manager giving a ``Transport`` (``transport_type == "stdio"``).
+    """
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    return Opening(lambda: _open(kwargs, guard))

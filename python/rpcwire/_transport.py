@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import ConnectionClosed
 from ._protocol import RpcProtocol
 
-__all__ = ("Transport", "TransportStats", "TransportType")
+__all__ = ("Opening", "Transport", "TransportStats", "TransportType")
 
 TransportType = Literal["memory", "stdio", "spawn", "tcp", "unix"]
 
@@ -238,3 +238,30 @@ class Transport:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+T = TypeVar("T", bound=Transport)
+
+
+class Opening(Generic[T]):
+    """What ``stdio()`` and ``spawn()`` return: ``t = await stdio()`` or ``async with stdio() as t:``.
+
+    ``async with`` closes the transport on exit; with ``await`` the caller closes it.
+    """
+
+    def __init__(self, opener: Callable[[], Awaitable[T]]) -> None:
+        self._opener = opener
+        self._transport: T | None = None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._opener().__await__()
+
+    async def __aenter__(self) -> T:
+        self._transport = await self._opener()
+        return self._transport
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._transport is not None:
+            await self._transport.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import rpcwire
+from rpcwire import _protocol
 
 from ._helpers import echo_handler, request
 from .conftest import HAS_IPV6
@@ -392,5 +393,43 @@ def test_ipv6_loopback(run: Any) -> None:
             await t.send(request(1))
             assert (await t.receive())["id"] == 1
             await t.close()
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_slow_reader_makes_the_server_wait(run: Any, kind: str, sock_dir: str) -> None:
+    """A server offering 256 MiB to a client that reads slowly: the server's sends wait, so what is in flight
+    (its write buffer, the kernel's socket buffers, the client's queue) stays bounded, far below the offer."""
+    count, size = 4096, 64 * 2**10
+    blob = "z" * size
+
+    async def main() -> None:
+        sent = 0
+        finished = asyncio.get_running_loop().create_future()
+
+        async def flood(t: rpcwire.Transport) -> None:
+            nonlocal sent
+            for i in range(count):
+                await t.send({"jsonrpc": "2.0", "method": "blob", "params": {"i": i, "blob": blob}})
+                sent += 1
+            finished.set_result(None)
+            await t.receive()  # until the client closes
+
+        async with await rpcwire.serve(flood, address_for(kind, sock_dir)) as server:
+            t = await rpcwire.connect(server.address)
+            max_ahead = 0
+            for i in range(count):
+                if i % 256 == 0:
+                    await asyncio.sleep(0.02)  # the slow part
+                    max_ahead = max(max_ahead, sent - i)
+                msg = await t.receive()
+                assert msg["params"]["i"] == i
+            await finished
+            await t.close()
+        # Kernel socket buffers (TCP autotuning: a few MiB each way) come on top of rpcwire's own bounds.
+        bound = _protocol.WRITE_HIGH_WATER + _protocol.QUEUE_MAX_BYTES + 32 * 2**20
+        assert max_ahead * size <= bound
+        assert max_ahead * size < count * size // 4
 
     run(main())

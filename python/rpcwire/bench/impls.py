@@ -268,8 +268,8 @@ class Endpoint:
             if s.transport == "stdio":
                 stack = contextlib.AsyncExitStack()
                 cm = rpcwire.spawn(self._peer_argv("stdio"), env=self._env(), **opts)
-                t = await stack.enter_async_context(cm)
-                entry = _Pid(t.pid) if isinstance(getattr(t, "pid", None), int) else None
+                child = await stack.enter_async_context(cm)
+                entry = _Pid(child.pid)
                 if entry is not None:
                     _CHILDREN.add(entry)
 
@@ -277,7 +277,7 @@ class Endpoint:
                     _CHILDREN.discard(entry)
                     await stack.aclose()
 
-                return _TransportConn(t, on_close=stop)
+                return _TransportConn(child, on_close=stop)
             assert self.address is not None
             t = await rpcwire.connect(self.address, **opts)
             return _TransportConn(t)
