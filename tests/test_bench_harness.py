@@ -247,7 +247,8 @@ def test_ctrl_c_stops_cleanly_and_reports_what_finished(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     json_path = tmp_path / "partial.json"
     env = dict(os.environ, RPCWIRE_BENCH_TEST_MARKER=marker)
-    argv = [sys.executable, "-m", "rpcwire", "-v", "bench", "--transport", "memory,unix,tcp", "--size", "150,6000"]
+    # unix first: its server child is alive from the first case on, however slow the machine is
+    argv = [sys.executable, "-m", "rpcwire", "-v", "bench", "--transport", "unix,tcp,memory", "--size", "150,6000"]
     argv += ["--count", "2000", "--repeat", "5", "--baseline", "reference,asyncio", "--no-progress"]
     argv += ["--json", str(json_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)

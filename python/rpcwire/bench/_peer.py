@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from .baselines import NdjsonProtocol, ServerLogic, codec_override
+from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override
 
 log = logging.getLogger("rpcwire.bench.peer")
 
@@ -91,8 +91,9 @@ async def _serve_rpcwire(args: argparse.Namespace) -> None:
 
 async def _serve_asyncio(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
+    proto_class = FloorProtocol if args.impl == "floor" else NdjsonProtocol
     if args.transport == "stdio":
-        proto = NdjsonProtocol(ServerLogic())
+        proto = proto_class(ServerLogic())
         wt, _ = await loop.connect_write_pipe(lambda: proto, os.fdopen(1, "wb", closefd=False))
         proto.writer = wt
         await loop.connect_read_pipe(lambda: proto, os.fdopen(0, "rb", closefd=False))
@@ -101,11 +102,11 @@ async def _serve_asyncio(args: argparse.Namespace) -> None:
         return
     if args.address.startswith("unix://"):
         path = args.address[len("unix://") :]
-        server = await loop.create_unix_server(lambda: NdjsonProtocol(ServerLogic()), path)
+        server = await loop.create_unix_server(lambda: proto_class(ServerLogic()), path)
     else:
         hostport = args.address[len("tcp://") :]
         host, _, port = hostport.rpartition(":")
-        server = await loop.create_server(lambda: NdjsonProtocol(ServerLogic()), host, int(port))
+        server = await loop.create_server(lambda: proto_class(ServerLogic()), host, int(port))
         for sock in server.sockets:
             import socket
 
@@ -154,7 +155,7 @@ async def _serve_mcp(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rpcwire.bench._peer")
-    parser.add_argument("--impl", choices=("rpcwire", "reference", "asyncio", "mcp"), required=True)
+    parser.add_argument("--impl", choices=("rpcwire", "reference", "asyncio", "floor", "mcp"), required=True)
     parser.add_argument("--transport", choices=("stdio", "unix", "tcp"), required=True)
     parser.add_argument("--address", default="tcp://127.0.0.1:0")
     parser.add_argument("--framing", default="ndjson")
@@ -163,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="bench peer: %(levelname)s: %(message)s")
-    serve = {"rpcwire": _serve_rpcwire, "reference": _serve_rpcwire, "asyncio": _serve_asyncio, "mcp": _serve_mcp}
+    serve = {
+        "rpcwire": _serve_rpcwire,
+        "reference": _serve_rpcwire,
+        "asyncio": _serve_asyncio,
+        "floor": _serve_asyncio,
+        "mcp": _serve_mcp,
+    }
     factory = None
     if args.loop == "uvloop":
         import uvloop

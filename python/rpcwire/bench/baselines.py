@@ -5,6 +5,10 @@
   message, with pause/resume flow control. What a careful user writes without rpcwire.
 - `reference`: rpcwire's own transports driven by the pure-Python `rpcwire.reference.Codec`
   (see :func:`codec_override`).
+- `floor`: the asyncio Protocol ping-pong with no JSON work on the hot path: the client writes
+  pre-encoded lines, the server answers each request line with cached response bytes for the size
+  it names (found by a byte search, not a parse) and counts throughput lines without decoding
+  them. No Python transport can beat it; latency ratios against it show what the codec costs.
 - `mcp`: the MCP SDK's stdio transport (`mcp.server.stdio.stdio_server` in the child,
   `mcp.client.stdio.stdio_client` in the parent) moving `SessionMessage`s.
 
@@ -22,7 +26,7 @@ from typing import Any
 
 from . import workloads
 
-__all__ = ("NdjsonProtocol", "ServerLogic", "codec_override")
+__all__ = ("FloorProtocol", "NdjsonProtocol", "ServerLogic", "codec_override")
 
 
 class ServerLogic:
@@ -159,11 +163,76 @@ class NdjsonProtocol(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+class FloorProtocol(NdjsonProtocol):
+    """The `floor` baseline (see the module docstring): NdjsonProtocol minus the JSON work."""
+
+    _SIZE_KEY = b'"benchSize":'
+
+    def __init__(self, logic: ServerLogic | None = None) -> None:
+        super().__init__(logic)
+        self._answers: dict[int, bytes] = {}
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        if b"\n" not in data:
+            return
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()
+        logic = self._logic
+        if logic is None:  # client: queue the raw lines
+            self._queue.extend(line for line in lines if line)
+            self._wake()
+            return
+        writer = self.writer
+        for line in lines:
+            if not line:
+                continue
+            if logic._expect > 0:
+                out = logic.on_message(None)  # counting: the content is not looked at
+                if out is not None and writer is not None:
+                    writer.write(self._dumps(out) + b"\n")
+                continue
+            if b"bench/expect" in line:
+                out = logic.on_message(self._loads(line))
+                if out is not None and writer is not None:
+                    writer.write(self._dumps(out) + b"\n")
+                continue
+            if writer is not None:
+                writer.write(self._answer(line))
+
+    def _answer(self, line: bytes | bytearray) -> bytes:
+        at = line.find(self._SIZE_KEY)
+        size = 150
+        if at >= 0:
+            start = at + len(self._SIZE_KEY)
+            end = start
+            while end < len(line) and 48 <= line[end] <= 57:
+                end += 1
+            size = int(line[start:end] or b"150")
+        answer = self._answers.get(size)
+        if answer is None:
+            answer = self._answers[size] = self._dumps(workloads.response(size, 0)) + b"\n"
+        return answer
+
+    def prepare(self, msg: Any) -> bytes:
+        """Encode before the clock starts: the floor's send is one write of ready bytes."""
+        return bytes(self._dumps(msg) + b"\n")
+
+    async def send(self, msg: Any) -> None:
+        if self._closed or self.writer is None:
+            raise ConnectionError("connection closed")
+        self.writer.write(msg)
+        if self._paused:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+
 class NdjsonSubprocessProtocol(asyncio.SubprocessProtocol):
     """The same baseline over a child's pipes (`loop.subprocess_exec`)."""
 
-    def __init__(self) -> None:
-        self.inner = NdjsonProtocol()
+    def __init__(self, inner: NdjsonProtocol | None = None) -> None:
+        self.inner = inner if inner is not None else NdjsonProtocol()
         self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -31,7 +31,7 @@ TRANSPORTS = ("memory", "stdio", "unix", "tcp")
 FRAMINGS = ("ndjson", "length", "content-length")
 COMPRESSIONS = ("none", "lz4", "brotli")
 MODES = ("throughput", "roundtrip", "concurrent")
-BASELINES = ("reference", "asyncio", "mcp")
+BASELINES = ("reference", "asyncio", "floor", "mcp")
 #: Every implementation a result row can name: rpcwire itself and the baselines.
 IMPLS = ("rpcwire", *BASELINES)
 DEFAULT_SIZES = (150, 6000, 64000, 1_000_000)
@@ -239,8 +239,8 @@ class BenchConfig:
                 raise UsageError("--baseline mcp needs the MCP SDK: pip install 'rpcwire[mcp]'")
             if "reference" in baselines and not _installed("orjson"):
                 raise UsageError("--baseline reference needs orjson, lz4, brotli: pip install 'rpcwire[reference]'")
-            if "asyncio" in baselines and not _installed("orjson"):
-                raise UsageError("--baseline asyncio needs orjson: pip install 'rpcwire[bench]'")
+            if {"asyncio", "floor"} & set(baselines) and not _installed("orjson"):
+                raise UsageError("--baseline asyncio and floor need orjson: pip install 'rpcwire[bench]'")
         if args.loop == "uvloop" and not _installed("uvloop"):
             raise UsageError("--loop uvloop: uvloop is not installed (pip install 'rpcwire[uvloop]')")
         warmup = 0.1 if args.warmup is None else args.warmup
@@ -304,5 +304,7 @@ class BenchConfig:
                     yield Case("reference", transport, framing, compression, encrypted, size, mode)
             if "asyncio" in self.baselines and transport != "memory":
                 yield Case("asyncio", transport, "ndjson", "none", False, size, mode)
+            if "floor" in self.baselines and transport != "memory":
+                yield Case("floor", transport, "ndjson", "none", False, size, mode)
             if "mcp" in self.baselines and transport == "stdio" and mode != "concurrent":
                 yield Case("mcp", transport, "ndjson", "none", False, size, mode)

@@ -22,7 +22,7 @@ import tempfile
 from typing import Any
 
 from ._peer import KEY_ENV, codec_kwargs
-from .baselines import NdjsonProtocol, NdjsonSubprocessProtocol, ServerLogic, codec_override
+from .baselines import FloorProtocol, NdjsonProtocol, NdjsonSubprocessProtocol, ServerLogic, codec_override
 
 __all__ = ("Conn", "Endpoint", "Setup", "kill_all_children")
 
@@ -100,6 +100,15 @@ class _NdjsonConn(Conn):
         self.send = proto.send
         self.receive = proto.receive
         self._on_close = on_close
+        if isinstance(proto, FloorProtocol):
+            self.prepare = proto.prepare  # type: ignore[method-assign]
+
+    def ack_count(self, reply: Any) -> int | None:
+        if isinstance(reply, (bytes, bytearray)):  # the floor hands back raw lines
+            import orjson
+
+            reply = orjson.loads(reply)
+        return super().ack_count(reply)
 
     async def close(self) -> None:
         self.proto.close()
@@ -244,7 +253,7 @@ class Endpoint:
         s = self.setup
         if s.impl in ("rpcwire", "reference"):
             return await self._open_rpcwire()
-        if s.impl == "asyncio":
+        if s.impl in ("asyncio", "floor"):
             return await self._open_asyncio()
         if s.impl == "mcp":
             return await self._open_mcp()
@@ -285,9 +294,10 @@ class Endpoint:
     async def _open_asyncio(self) -> Conn:
         s = self.setup
         loop = asyncio.get_running_loop()
+        proto_class = FloorProtocol if s.impl == "floor" else NdjsonProtocol
         if s.transport == "stdio":
             transport, sub = await loop.subprocess_exec(
-                NdjsonSubprocessProtocol,
+                lambda: NdjsonSubprocessProtocol(proto_class()),
                 *self._peer_argv("stdio"),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -314,10 +324,10 @@ class Endpoint:
             return _NdjsonConn(sub.inner, on_close=stop)
         assert self.address is not None
         if s.transport == "unix":
-            _, proto = await loop.create_unix_connection(NdjsonProtocol, self.address[len("unix://") :])
+            _, proto = await loop.create_unix_connection(proto_class, self.address[len("unix://") :])
         else:
             host, _, port = self.address[len("tcp://") :].rpartition(":")
-            transport2, proto = await loop.create_connection(NdjsonProtocol, host.strip("[]"), int(port))
+            transport2, proto = await loop.create_connection(proto_class, host.strip("[]"), int(port))
             sock = transport2.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

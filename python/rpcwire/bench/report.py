@@ -88,11 +88,11 @@ def _baseline_key(case: Case, baseline: str) -> tuple[Any, ...]:
 
     reference: the identical setup with the pure-Python codec. asyncio: the same transport, size
     and mode (it speaks plain NDJSON only, so compressed/encrypted rows show what those cost
-    against what users write today). mcp: the same size and mode over the SDK's stdio transport.
+    against what users write today); floor likewise. mcp: the same size and mode over the SDK's stdio transport.
     """
     if baseline == "reference":
         return (case.transport, case.framing, case.compression, case.encrypted, case.size, case.mode)
-    if baseline == "asyncio":
+    if baseline in ("asyncio", "floor"):
         return (case.transport, case.size, case.mode)
     return (case.size, case.mode)
 
