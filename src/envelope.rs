@@ -253,10 +253,16 @@ pub fn push_record(out: &mut Vec<u8>, message: &[u8]) {
     out.extend_from_slice(message);
 }
 
-/// Split a multi body into its messages, in order. A truncated record is a Parse error.
+/// Split a multi body into its messages, in order. A truncated record, or a body without any record
+/// (wire-format 3.1: one or more), is a Parse error.
 pub fn split_records(body: &[u8]) -> impl Iterator<Item = CodecResult<&[u8]>> {
     let mut rest = body;
+    let mut empty = body.is_empty();
     std::iter::from_fn(move || {
+        if empty {
+            empty = false;
+            return Some(Err(CodecError::parse("multi envelope without records")));
+        }
         if rest.is_empty() {
             return None;
         }
@@ -715,6 +721,8 @@ mod tests {
         let mut truncated = body.clone();
         truncated.pop();
         assert!(split_records(&truncated).any(|r| matches!(r, Err(CodecError::Parse { .. }))));
+        let none: Vec<_> = split_records(&[]).collect();
+        assert!(matches!(none.as_slice(), [Err(CodecError::Parse { .. })]));
     }
 
     #[test]

@@ -15,6 +15,7 @@ import rpcwire
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
+from rpcwire import reference
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(100, 132))
@@ -157,6 +158,14 @@ class TestDecompression:
         items = codec.feed(length(b"\xfb\x01" + bytes([flags]) + b"\x04\x22\x4d\x18garbage") + length(BODY))
         assert isinstance(items[0], rpcwire.ParseError)
         assert items[1] == MSG  # the stream goes on
+
+    @pytest.mark.parametrize("impl", [rpcwire.Codec, reference.Codec], ids=["rust", "reference"])
+    def test_multi_body_without_records_is_a_parse_error_item(self, impl: type) -> None:
+        """Spec 3.1: a multi body holds one or more records; none is a bad frame, not an empty success."""
+        items = impl(framing="length").feed(length(b"\xfb\x01\x08") + length(BODY))
+        assert isinstance(items[0], rpcwire.ParseError)
+        assert items[0].data == "multi envelope without records"
+        assert items[1] == MSG
 
     def test_undecompressable_sealed_body_is_a_parse_error_item(self) -> None:
         codec = receiver(keyring=ring(1))
