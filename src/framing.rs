@@ -246,6 +246,17 @@ impl FrameDecoder {
         let from = scanned.saturating_sub(3);
         let window = &pending[..pending.len().min(HEADER_LIMIT)];
         let Some(end) = memchr::memmem::find(&window[from.min(window.len())..], b"\r\n\r\n").map(|i| i + from) else {
+            // A bare LF can never start a valid block: say so now instead of waiting for the limit or EOF
+            // (an LSP-style peer that writes "\n" line ends is a common confusion).
+            if let Some(lf) = memchr::memchr_iter(b'\n', &window[from.min(window.len())..])
+                .map(|i| i + from)
+                .find(|&i| i == 0 || window[i - 1] != b'\r')
+            {
+                return Err(CodecError::framing(
+                    "header line not ended by \\r\\n",
+                    self.offset + lf as u64,
+                ));
+            }
             if pending.len() >= HEADER_LIMIT {
                 return Err(CodecError::framing(
                     format!("content-length header block exceeds {HEADER_LIMIT} bytes"),
@@ -284,7 +295,13 @@ impl FrameDecoder {
             let line = if pos <= block.len() {
                 match line.strip_suffix(b"\r") {
                     Some(l) => l,
-                    None => return Err(CodecError::framing("header line not ended by \\r\\n", line_offset)),
+                    // Reported at the bare '\n' itself, as the incremental check does.
+                    None => {
+                        return Err(CodecError::framing(
+                            "header line not ended by \\r\\n",
+                            line_offset + line.len() as u64,
+                        ))
+                    }
                 }
             } else {
                 line
@@ -717,7 +734,9 @@ mod tests {
         cl_not_decimal: CL, 100, b"Content-Length: -2\r\n\r\n{}"
             => Err("Framing Content-Length is not a decimal number: \"-2\" @ 0");
         cl_bare_lf: CL, 100, b"Content-Type: x\nContent-Length: 2\r\n\r\n{}"
-            => Err("Framing header line not ended by \\r\\n @ 0");
+            => Err("Framing header line not ended by \\r\\n @ 15");
+        cl_bare_lf_reported_at_once: CL, 100, b"Content-Length: 2\n\n{}"
+            => Err("Framing header line not ended by \\r\\n @ 17");
         cl_too_large: CL, 10, b"Content-Length: 11\r\n\r\n" => Err("FrameTooLarge 11 @ 0");
         cl_huge_value: CL, 10, b"Content-Length: 99999999999999999999999\r\n\r\n" => Err("FrameTooLarge 18446744073709551615 @ 0");
         auto_ndjson: AUTO, 100, b"{}\n" => Ok(vec!["{}@0"]);
