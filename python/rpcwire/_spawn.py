@@ -61,8 +61,8 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
         if fd == 1:
             self.main.data_received(data)
             return
-        self.tail.append(data)
-        self.tail_size += len(data)
+        self.tail.append(data[-STDERR_TAIL:])
+        self.tail_size += len(self.tail[-1])
         while self.tail_size - len(self.tail[0]) >= STDERR_TAIL:
             self.tail_size -= len(self.tail.popleft())
         if self.sink is not None:
@@ -126,8 +126,8 @@ class ChildTransport(Transport):
 
     @property
     def stderr_tail(self) -> bytes:
-        """The last few KiB the child wrote to stderr, when rpcwire drains it (a callable or fd-less sink)."""
-        return b"".join(self._child.tail)
+        """The last 8 KiB the child wrote to stderr, when rpcwire drains it (a callable or fd-less sink)."""
+        return b"".join(self._child.tail)[-STDERR_TAIL:]
 
     async def wait(self) -> int:
         """Wait for the child to exit; return its exit status."""
@@ -285,7 +285,7 @@ def spawn(
     The child runs in its own session and process group. Its stderr never blocks it: by default the child
     writes straight to this process's stderr (fd 2, inherited); ``stderr`` may instead name a file descriptor,
     a file object, ``subprocess.DEVNULL``, or a callable taking bytes. A callable, or a file object without a
-    descriptor (``io.StringIO``), is fed by rpcwire draining a pipe as the child writes, and the last few KiB
+    descriptor (``io.StringIO``), is fed by rpcwire draining a pipe as the child writes, and the last 8 KiB
     stay in ``t.stderr_tail``.
 
     When the child exits, ``receive`` (after the last message) and ``send`` raise ``ConnectionClosed`` with the
