@@ -1,7 +1,7 @@
 //! AES-256-GCM, the key ring and nonces (docs/wire-format.md 3.2).
 //!
 //! The cipher is `ring`'s: measured against aws-lc-rs and `RustCrypto` aes-gcm on this machine it was the
-//! fastest at 256 B, 4 KiB, 64 KiB and 1 MiB, and it builds with only a C compiler (see the envelope report).
+//! fastest at 256 B, 4 KiB, 64 KiB and 1 MiB, and it builds with only a C compiler (benches/aead.rs, benches/README.md).
 //! Keys never leave this module except through [`KeyRing::key_bytes`] (for key files); `Debug` shows ids only
 //! and raw key bytes are zeroed when a ring is dropped.
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};

@@ -136,20 +136,47 @@ impl Envelope {
             out.extend_from_slice(body);
         }
         let nonce = nonces.next_nonce()?;
-        let mut header = [0u8; SEALED_HEADER_LEN];
-        header[0] = MAGIC;
-        header[1] = VERSION;
-        header[2] = code | FLAG_ENCRYPTED | multi_flag;
-        header[3..7].copy_from_slice(&keyring.active().to_be_bytes());
-        header[7..19].copy_from_slice(&nonce);
-        header[19..27].copy_from_slice(&self.send_seq.to_be_bytes());
+        let header = sealed_header(code | multi_flag, keyring.active(), nonce, self.send_seq);
         out[..SEALED_HEADER_LEN].copy_from_slice(&header);
         keyring.seal_in_place(nonce, &header, &mut out, SEALED_HEADER_LEN)?;
+        self.advance_seq()?;
+        Ok(Some(out))
+    }
+
+    /// True when `seal_in_place` can seal a body of `body_len` bytes: a keyring, and no compression to apply
+    /// (none configured, or the body is under `compress_min_size`).
+    #[must_use]
+    pub fn seals_in_place(&self, body_len: usize) -> bool {
+        self.config.keyring.is_some() && (self.config.compression.is_none() || body_len < self.config.compress_min_size)
+    }
+
+    /// Seal, with no copy, a body the caller wrote at `buf[at + SEALED_HEADER_LEN..]` after reserving
+    /// `SEALED_HEADER_LEN` bytes at `at`: the header is written there, the body encrypted in place and the tag
+    /// appended, so `buf[at..]` becomes the envelope. Only when `seals_in_place(body_len)`; `seal` otherwise.
+    pub fn seal_in_place(&mut self, buf: &mut Vec<u8>, at: usize, multi: bool) -> CodecResult<()> {
+        let body_len = buf.len().saturating_sub(at + SEALED_HEADER_LEN);
+        if !self.seals_in_place(body_len) || buf.len() < at + SEALED_HEADER_LEN {
+            return Err(CodecError::usage(
+                "seal_in_place needs a keyring, no compression and a reserved header",
+            ));
+        }
+        let (Some(keyring), Some(nonces)) = (self.config.keyring.as_deref(), self.nonces.as_mut()) else {
+            return Err(CodecError::usage("envelope has a keyring but no nonce sequence"));
+        };
+        let nonce = nonces.next_nonce()?;
+        let flags = if multi { FLAG_MULTI } else { 0 };
+        let header = sealed_header(flags, keyring.active(), nonce, self.send_seq);
+        buf[at..at + SEALED_HEADER_LEN].copy_from_slice(&header);
+        keyring.seal_in_place(nonce, &header, buf, at + SEALED_HEADER_LEN)?;
+        self.advance_seq()
+    }
+
+    fn advance_seq(&mut self) -> CodecResult<()> {
         self.send_seq = self
             .send_seq
             .checked_add(1)
             .ok_or_else(|| CodecError::usage("sequence number exhausted"))?;
-        Ok(Some(out))
+        Ok(())
     }
 
     /// Open one frame payload. Call it for payloads starting with `MAGIC`, and for every payload when
@@ -245,6 +272,18 @@ impl Envelope {
             multi,
         })
     }
+}
+
+/// The header of an encrypted envelope; `flags` holds the compression code and multi bit.
+fn sealed_header(flags: u8, key_id: u32, nonce: [u8; NONCE_LEN], seq: u64) -> [u8; SEALED_HEADER_LEN] {
+    let mut header = [0u8; SEALED_HEADER_LEN];
+    header[0] = MAGIC;
+    header[1] = VERSION;
+    header[2] = flags | FLAG_ENCRYPTED;
+    header[3..7].copy_from_slice(&key_id.to_be_bytes());
+    header[7..19].copy_from_slice(&nonce);
+    header[19..27].copy_from_slice(&seq.to_be_bytes());
+    header
 }
 
 /// Append one record (`u32be len || message`) to a multi body.
@@ -734,6 +773,57 @@ mod tests {
             max_frame_size: 1,
         });
         assert!(matches!(r, Err(CodecError::Usage(_))));
+    }
+
+    #[test]
+    fn seal_in_place_writes_what_seal_writes() {
+        let (mut copying, mut in_place) = (sender(None, true), sender(None, true));
+        for (body, multi) in [
+            (SMALL.as_bytes(), false),
+            (LARGE.as_bytes(), false),
+            (LARGE.as_bytes(), true),
+        ] {
+            let expected = ok(copying.seal(body, multi)).unwrap_or_default();
+            // After a frame header the caller already wrote: only buf[2..] is the envelope.
+            let mut buf = vec![0xAA, 0xBB];
+            buf.resize(2 + SEALED_HEADER_LEN, 0);
+            buf.extend_from_slice(body);
+            assert!(in_place.seals_in_place(body.len()));
+            ok(in_place.seal_in_place(&mut buf, 2, multi));
+            assert_eq!(buf[..2], [0xAA, 0xBB]);
+            assert_eq!(hex(&buf[2..]), hex(&expected));
+        }
+    }
+
+    #[test]
+    fn seal_in_place_only_without_compression_to_apply() {
+        let plain = env(Some(Compression::Lz4), None);
+        assert!(!plain.seals_in_place(10));
+        let mut keyed = ok(Envelope::new(EnvelopeConfig {
+            compression: Some(Compression::Lz4),
+            compress_min_size: 100,
+            keyring: Some(keyring(&[(1, 1)], 1)),
+            max_frame_size: 1 << 20,
+        }));
+        assert!(keyed.seals_in_place(99) && !keyed.seals_in_place(100));
+        let mut buf = vec![0; SEALED_HEADER_LEN];
+        buf.extend_from_slice(&[b'x'; 100]);
+        assert!(keyed.seal_in_place(&mut buf, 0, false).is_err(), "a body to compress");
+        let mut short = vec![0; SEALED_HEADER_LEN - 1];
+        assert!(
+            keyed.seal_in_place(&mut short, 0, false).is_err(),
+            "no room for the header"
+        );
+        let mut buf = vec![0; SEALED_HEADER_LEN];
+        buf.extend_from_slice(SMALL.as_bytes());
+        ok(keyed.seal_in_place(&mut buf, 0, false));
+        let mut rx = ok(Envelope::new(EnvelopeConfig {
+            compression: None,
+            compress_min_size: 0,
+            keyring: Some(keyring(&[(1, 1)], 1)),
+            max_frame_size: 1 << 20,
+        }));
+        assert_eq!(&*ok(rx.open(&buf, 0)).body, SMALL.as_bytes());
     }
 
     proptest! {

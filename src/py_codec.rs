@@ -167,7 +167,9 @@ impl Codec {
     fn encode<'py>(&mut self, py: Python<'py>, msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let framing = self.out_framing();
         let mut out = Vec::new();
-        if framing.is_binary() && self.envelope.is_active() {
+        if framing.is_binary() && self.envelope.has_keyring() {
+            self.seal_message(py, &mut out, framing, msg)?;
+        } else if framing.is_binary() && self.envelope.is_active() {
             let mut body = Vec::new();
             write_message(&mut body, msg, framing)?;
             self.check_size(body.len())?;
@@ -251,6 +253,36 @@ impl Codec {
         check_message_type(msg)?;
         let mark = framing::begin_frame(out, framing);
         write_value(out, msg).inspect_err(|_| out.truncate(mark.header))?;
+        framing::end_frame(out, framing, mark, self.max_frame_size)?;
+        Ok(())
+    }
+
+    /// Encrypt one message: serialized straight into `out` after room for the frame and envelope headers and
+    /// sealed there in place (no copy of the body), unless it is to be compressed first.
+    fn seal_message(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<u8>,
+        framing: Framing,
+        msg: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let mark = framing::begin_frame(out, framing);
+        let at = out.len();
+        out.resize(at + envelope::SEALED_HEADER_LEN, 0);
+        write_message(out, msg, framing)?;
+        let body_len = out.len() - at - envelope::SEALED_HEADER_LEN;
+        self.check_size(body_len)?;
+        if !self.envelope.seals_in_place(body_len) {
+            let body = out.split_off(at + envelope::SEALED_HEADER_LEN);
+            out.truncate(mark.header);
+            return self.seal_into(py, out, framing, body, false);
+        }
+        let envelope = &mut self.envelope;
+        if body_len >= DETACH_MIN {
+            py.detach(|| envelope.seal_in_place(out, at, false))
+        } else {
+            envelope.seal_in_place(out, at, false)
+        }?;
         framing::end_frame(out, framing, mark, self.max_frame_size)?;
         Ok(())
     }
