@@ -12,6 +12,7 @@ import brotli  # type: ignore[import-untyped]
 import lz4.frame  # type: ignore[import-untyped]
 import orjson
 import pytest
+import rpcwire
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -701,7 +702,6 @@ class TestEnvelopeRefusals:
             length_frame(b""),  # 1. (an empty payload is not an envelope either)
             length_frame(b"\xfb\x01\x00" + orjson.dumps(SMALL)),  # 1. envelope without the encrypted bit
             length_frame(b"\xfb\x01\x01" + lz4.frame.compress(orjson.dumps(SMALL))),
-            length_frame(b"\xfb"),
             length_frame(sealed(b"")[4:46]),  # 2. shorter than 27 + 16
             sealed(b"{}", key_id=3),  # 3. unknown key id
             sealed(b"{}", key=KEY2),  # 4. tag does not verify (sealed with key 2, says key 1)
@@ -714,6 +714,12 @@ class TestEnvelopeRefusals:
             codec.feed(frame)
         with pytest.raises(DecryptError):  # poisoned
             codec.feed(sealed(b"{}"))
+
+    @pytest.mark.parametrize("impl", [Codec, rpcwire.Codec], ids=["reference", "rust"])
+    def test_truncated_header_is_structural_even_with_a_keyring(self, impl: type) -> None:
+        """wire-format 3.2: structural faults are FramingErrors with or without a keyring."""
+        with pytest.raises(FramingError, match="truncated"):
+            impl(keyring=rpcwire.Keyring({1: KEY1})).feed(length_frame(b"\xfb"))
 
     def test_empty_encrypted_body_is_a_parse_error(self) -> None:
         (item,) = feed_all(Codec(keyring=keyring()), sealed(b""))

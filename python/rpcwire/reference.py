@@ -658,8 +658,7 @@ class Codec:
             # Only reached with a keyring: every frame must then be an encrypted envelope.
             raise DecryptError(f"plaintext frame reached a codec with a keyring (frame at byte {offset})")
         if size < _PLAIN_HEADER:
-            if keyring is not None:
-                raise DecryptError(f"encrypted envelope shorter than {_SEALED_HEADER + _TAG} bytes")
+            # A structural fault: FramingError with or without a keyring (wire-format 3.2).
             raise FramingError(f"envelope header truncated to {size} bytes (at byte {offset})")
         version = payload[1]
         flags = payload[2]

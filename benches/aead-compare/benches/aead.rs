@@ -3,7 +3,7 @@
 //! Each iteration seals one buffer in place with a fresh counter nonce and a 27-byte AAD (the size of an
 //! encrypted envelope header), the way `KeyRing::seal_in_place` does. Before measuring, the three crates must
 //! produce the same ciphertext and tag for the same key, nonce and AAD.
-//! `cargo bench --bench aead --no-default-features`; figures in benches/README.md.
+//! `cargo bench --manifest-path benches/aead-compare/Cargo.toml`; figures in benches/README.md.
 use std::hint::black_box;
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
