@@ -81,42 +81,88 @@ fn short_word(s: &[u8]) -> u64 {
     word | ((LO * u64::from(b' ')) << (n * 8))
 }
 
+/// Copy `s` (at most 16 bytes) with fixed-size word stores when no byte needs escaping (most keys
+/// and short values): no `memcpy` call. False, writing nothing, when some byte needs escaping.
+#[inline]
+fn write_short_clean(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    let n = s.len();
+    if let (Some(head), Some(last)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        // 8 to 16 bytes: two overlapping words.
+        let (head, last) = (u64::from_le_bytes(*head), u64::from_le_bytes(*last));
+        if escape_bits(head) | escape_bits(last) != 0 {
+            return false;
+        }
+        let at = out.len();
+        out.extend_from_slice(&head.to_le_bytes());
+        out.truncate(at + n - 8);
+        out.extend_from_slice(&last.to_le_bytes());
+    } else if n > 0 {
+        let word = short_word(s);
+        if escape_bits(word) != 0 {
+            return false;
+        }
+        let at = out.len();
+        out.extend_from_slice(&word.to_le_bytes());
+        out.truncate(at + n);
+    }
+    true
+}
+
 /// Append `s` as a JSON string: raw UTF-8, only `"`, `\\` and control characters escaped.
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    let mut words = s.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let Some(word) = word.first_chunk::<8>() else { break };
-        let mut bits = escape_bits(u64::from_le_bytes(*word));
-        while bits != 0 {
-            flush_escape(out, s, &mut start, at + (bits.trailing_zeros() / 8) as usize);
-            bits &= bits - 1;
-        }
-        at += 8;
+    if s.len() <= 16 && write_short_clean(out, s) {
+        out.push(b'"');
+        return;
     }
-    let rest = words.remainder().len();
-    if rest > 0 {
-        let mut bits = if let Some(last) = s.last_chunk::<8>() {
-            // Re-read the last eight bytes, ignoring those the loop already checked.
-            escape_bits(u64::from_le_bytes(*last)) & (u64::MAX << ((8 - rest) * 8))
-        } else {
-            escape_bits(short_word(s)) << ((8 - rest) * 8)
+    // Copy eight bytes at a time unconditionally (a fixed-size store, no `memcpy` call); when a word
+    // holds a byte to escape, take back what follows it, write the escape and go on right after it.
+    let mut i = 0;
+    while let Some(pair) = s.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
+        let (first, second) = pair.split_at(8);
+        let (Some(first), Some(second)) = (first.first_chunk::<8>(), second.first_chunk::<8>()) else {
+            break;
         };
-        let base = s.len().wrapping_sub(8);
+        let (first, second) = (u64::from_le_bytes(*first), u64::from_le_bytes(*second));
+        out.extend_from_slice(pair);
+        let (bits_a, bits_b) = (escape_bits(first), escape_bits(second));
+        if bits_a | bits_b == 0 {
+            i += 16;
+            continue;
+        }
+        let skip = if bits_a != 0 {
+            bits_a.trailing_zeros() / 8
+        } else {
+            8 + bits_b.trailing_zeros() / 8
+        } as usize;
+        out.truncate(out.len() - 16 + skip);
+        push_escape(out, s[i + skip]);
+        i += skip + 1;
+    }
+    while let Some(word) = s.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        out.extend_from_slice(word);
+        let bits = escape_bits(u64::from_le_bytes(*word));
+        if bits == 0 {
+            i += 8;
+            continue;
+        }
+        let skip = (bits.trailing_zeros() / 8) as usize;
+        out.truncate(out.len() - 8 + skip);
+        push_escape(out, s[i + skip]);
+        i += skip + 1;
+    }
+    // Fewer than eight bytes left.
+    let tail = &s[i..];
+    let mut start = 0;
+    if !tail.is_empty() {
+        let mut bits = escape_bits(short_word(tail));
         while bits != 0 {
-            flush_escape(
-                out,
-                s,
-                &mut start,
-                base.wrapping_add((bits.trailing_zeros() / 8) as usize),
-            );
+            flush_escape(out, tail, &mut start, (bits.trailing_zeros() / 8) as usize);
             bits &= bits - 1;
         }
     }
-    out.extend_from_slice(&s[start..]);
+    out.extend_from_slice(&tail[start..]);
     out.push(b'"');
 }
 
@@ -392,11 +438,17 @@ mod tests {
 
     #[test]
     fn strings_of_every_short_length() {
-        for len in 0..40 {
+        for len in 0..70 {
+            let clean: Vec<u8> = (0..len).map(|i| b"abc~\x7f\xc3\xa9 "[i % 8]).collect();
+            let mut out = vec![b'!'];
+            write_str(&mut out, &clean);
+            assert_eq!(out, [&b"!\""[..], &clean, b"\""].concat(), "clean, len {len}");
             for at in 0..len {
                 for special in [b'"', b'\\', b'\n', 0x01, 0x1F] {
                     let mut text = vec![b'x'; len];
                     text[at] = special;
+                    // And a second escape elsewhere (sometimes the same byte).
+                    text[(at * 7 + 3) % len] = b'"';
                     let mut out = Vec::new();
                     write_str(&mut out, &text);
                     let mut expected = vec![b'"'];
