@@ -328,7 +328,7 @@ impl Codec {
 
     fn feed_slice(&mut self, py: Python<'_>, data: &[u8], items: &Bound<'_, PyList>) -> PyResult<()> {
         let parser = PythonParse {
-            cache_mode: StringCacheMode::Keys,
+            cache_mode: StringCacheMode::All,
             ..PythonParse::default()
         };
         let Self { decoder, envelope, .. } = self;
