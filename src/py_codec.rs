@@ -20,6 +20,8 @@ use crate::py_keyring::Keyring;
 
 /// Bodies at least this large are sealed and opened with the GIL released.
 const DETACH_MIN: usize = 64 * 1024;
+/// Largest `encode_many` buffer a codec keeps for the next call.
+const SCRATCH_KEEP_MAX: usize = 4 * 1024 * 1024;
 /// Room left in a multi envelope for its header and tag, so the sealed frame stays within `max_frame_size`.
 const ENVELOPE_OVERHEAD: usize = 64;
 
@@ -34,6 +36,9 @@ pub struct Codec {
     compress_min_size: usize,
     max_frame_size: usize,
     keyring: Option<Py<PyAny>>,
+    /// The buffer `encode_many` writes plain frames into, kept between calls (up to
+    /// [`SCRATCH_KEEP_MAX`] bytes of capacity): no allocation, growth or page faults per batch.
+    scratch: Vec<u8>,
 }
 
 /// Why handling one frame stopped the feed.
@@ -98,6 +103,7 @@ impl Codec {
             compress_min_size,
             max_frame_size,
             keyring: keyring.map(Bound::unbind),
+            scratch: Vec::new(),
         })
     }
 
@@ -185,41 +191,63 @@ impl Codec {
     #[pyo3(signature = (msgs, /))]
     fn encode_many<'py>(&mut self, py: Python<'py>, msgs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let framing = self.out_framing();
+        if !(framing.is_binary() && self.envelope.is_active()) {
+            return self.encode_plain(py, framing, msgs);
+        }
         let mut out = Vec::new();
-        if framing.is_binary() && self.envelope.is_active() {
-            let limit = self.max_frame_size.saturating_sub(ENVELOPE_OVERHEAD).max(1);
-            let mut body = Vec::new();
-            let mut count = 0usize;
-            for msg in msgs.try_iter()? {
-                let msg = msg?;
-                let at = body.len();
-                body.extend_from_slice(&[0; 4]);
-                write_message(&mut body, &msg, framing).inspect_err(|_| body.truncate(at))?;
-                let len = body.len() - at - 4;
-                self.check_size(len)?;
-                body[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
-                if count > 0 && body.len() > limit {
-                    // Flush what came before this record as one envelope; the record starts the next.
-                    let record = body.split_off(at);
-                    self.seal_records(py, &mut out, framing, body, count)?;
-                    body = record;
-                    count = 0;
-                }
-                count += 1;
-            }
-            if count > 0 {
+        let limit = self.max_frame_size.saturating_sub(ENVELOPE_OVERHEAD).max(1);
+        let mut body = Vec::new();
+        let mut count = 0usize;
+        for msg in msgs.try_iter()? {
+            let msg = msg?;
+            let at = body.len();
+            body.extend_from_slice(&[0; 4]);
+            write_message(&mut body, &msg, framing).inspect_err(|_| body.truncate(at))?;
+            let len = body.len() - at - 4;
+            self.check_size(len)?;
+            body[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+            if count > 0 && body.len() > limit {
+                // Flush what came before this record as one envelope; the record starts the next.
+                let record = body.split_off(at);
                 self.seal_records(py, &mut out, framing, body, count)?;
+                body = record;
+                count = 0;
             }
-        } else {
-            for msg in msgs.try_iter()? {
-                self.frame_message(&mut out, framing, &msg?)?;
-            }
+            count += 1;
+        }
+        if count > 0 {
+            self.seal_records(py, &mut out, framing, body, count)?;
         }
         Ok(PyBytes::new(py, &out))
     }
 }
 
 impl Codec {
+    /// `encode_many` without an envelope: every frame straight into the kept scratch buffer.
+    fn encode_plain<'py>(
+        &mut self,
+        py: Python<'py>,
+        framing: Framing,
+        msgs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        if let Ok(list) = msgs.cast_exact::<PyList>() {
+            for msg in list {
+                self.frame_message(&mut out, framing, &msg)?;
+            }
+        } else {
+            for msg in msgs.try_iter()? {
+                self.frame_message(&mut out, framing, &msg?)?;
+            }
+        }
+        let bytes = PyBytes::new(py, &out);
+        if out.capacity() <= SCRATCH_KEEP_MAX {
+            self.scratch = out;
+        }
+        Ok(bytes)
+    }
+
     /// The framing `encode` writes: the configured one, or for `auto` the one detected, else the default.
     fn out_framing(&self) -> Framing {
         match self.choice {
@@ -332,7 +360,7 @@ impl Codec {
 
     fn feed_slice(&mut self, py: Python<'_>, data: &[u8], items: &Bound<'_, PyList>) -> PyResult<()> {
         let parser = PythonParse {
-            cache_mode: StringCacheMode::Keys,
+            cache_mode: StringCacheMode::All,
             ..PythonParse::default()
         };
         let Self { decoder, envelope, .. } = self;

@@ -1,78 +1,168 @@
 //! Python objects -> compact JSON bytes in one pass, byte for byte what `orjson.dumps` writes
 //! (docs/wire-format.md 1), except that integers outside 64 bits are written in full.
+//!
+//! The hot path walks the objects through borrowed `PyObject` pointers (`PyDict_Next`,
+//! `PyList_GET_ITEM`, exact type checks on `ob_type`), as orjson does: no reference counting or
+//! `Bound` wrappers per value. That is sound because the caller holds a reference to the root and
+//! holds the GIL, and nothing here runs Python code (no `__iter__`, `__str__`, hooks or GC-tracked
+//! allocations), so no container can change or drop a value while it is being written. Subclasses
+//! and tuples take the slower safe path.
+#![allow(unsafe_code)]
+
+use std::ptr::null_mut;
+
 use num_bigint::BigInt;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// Deepest nesting of arrays and objects `write_value` accepts (orjson stops at 254).
 pub const MAX_DEPTH: usize = 255;
-
-/// `ESCAPE[b]`: 0 = copy the byte; `u` = `\u00XX`; else the letter after the backslash.
-static ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        table[i] = b'u';
-        i += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0A] = b'n';
-    table[0x0C] = b'f';
-    table[0x0D] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 
-/// True when any byte of `word` is below 0x20, `"` or `\\` (SWAR: eight bytes per step).
+/// One bit (the top of the byte) per byte of `word` that is below 0x20, `"` or `\\`. Exact: no carry
+/// crosses bytes, so every set bit marks a byte to escape.
 #[inline]
-fn needs_escape(word: u64) -> bool {
-    let below_space = word.wrapping_sub(LO * 0x20) & !word;
+fn escape_bits(word: u64) -> u64 {
+    let low = word & LOW7;
+    // Top bit set iff the low seven bits are >= 0x20; with the byte's own top bit clear, it is < 0x20.
+    let control = !((low + LO * (0x80 - 0x20)) | word);
     let quote = word ^ (LO * u64::from(b'"'));
+    let quote = !(((quote & LOW7) + LOW7) | quote);
     let backslash = word ^ (LO * u64::from(b'\\'));
-    let has_quote = quote.wrapping_sub(LO) & !quote;
-    let has_backslash = backslash.wrapping_sub(LO) & !backslash;
-    (below_space | has_quote | has_backslash) & HI != 0
+    let backslash = !(((backslash & LOW7) + LOW7) | backslash);
+    (control | quote | backslash) & HI
+}
+
+#[inline]
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    let letter = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x09 => b't',
+        0x0A => b'n',
+        0x0C => b'f',
+        0x0D => b'r',
+        _ => {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xF) as usize]]);
+            return;
+        }
+    };
+    out.extend_from_slice(&[b'\\', letter]);
+}
+
+/// Copy `s[*start..at]`, then the escape for the byte at `at`.
+#[inline]
+fn flush_escape(out: &mut Vec<u8>, s: &[u8], start: &mut usize, at: usize) {
+    out.extend_from_slice(&s[*start..at]);
+    push_escape(out, s[at]);
+    *start = at + 1;
+}
+
+/// `s` (1 to 7 bytes) as a little-endian word padded with spaces, without a round trip through memory
+/// (a byte copy into a stack buffer then a word load stalls store forwarding).
+#[inline]
+fn short_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    let word = if let (Some(head), Some(last)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*head)) | (u64::from(u32::from_le_bytes(*last)) << ((n - 4) * 8))
+    } else if let (Some(head), Some(last)) = (s.first_chunk::<2>(), s.last_chunk::<2>()) {
+        u64::from(u16::from_le_bytes(*head)) | (u64::from(u16::from_le_bytes(*last)) << ((n - 2) * 8))
+    } else {
+        s.first().map_or(0, |&b| u64::from(b))
+    };
+    word | ((LO * u64::from(b' ')) << (n * 8))
+}
+
+/// Copy `s` (at most 16 bytes) with fixed-size word stores when no byte needs escaping (most keys
+/// and short values): no `memcpy` call. False, writing nothing, when some byte needs escaping.
+#[inline]
+fn write_short_clean(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    let n = s.len();
+    if let (Some(head), Some(last)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        // 8 to 16 bytes: two overlapping words.
+        let (head, last) = (u64::from_le_bytes(*head), u64::from_le_bytes(*last));
+        if escape_bits(head) | escape_bits(last) != 0 {
+            return false;
+        }
+        let at = out.len();
+        out.extend_from_slice(&head.to_le_bytes());
+        out.truncate(at + n - 8);
+        out.extend_from_slice(&last.to_le_bytes());
+    } else if n > 0 {
+        let word = short_word(s);
+        if escape_bits(word) != 0 {
+            return false;
+        }
+        let at = out.len();
+        out.extend_from_slice(&word.to_le_bytes());
+        out.truncate(at + n);
+    }
+    true
 }
 
 /// Append `s` as a JSON string: raw UTF-8, only `"`, `\\` and control characters escaped.
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    let mut i = 0;
-    while i < s.len() {
-        // Skip clean 8-byte words; fall back to bytes around anything that needs escaping.
-        if let Some(word) = s.get(i..i + 8).and_then(|w| w.first_chunk::<8>()) {
-            if !needs_escape(u64::from_le_bytes(*word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = s[i];
-        let escape = ESCAPE[b as usize];
-        if escape != 0 {
-            out.extend_from_slice(&s[start..i]);
-            if escape == b'u' {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xF) as usize]);
-            } else {
-                out.push(b'\\');
-                out.push(escape);
-            }
-            start = i + 1;
-        }
-        i += 1;
+    if s.len() <= 16 && write_short_clean(out, s) {
+        out.push(b'"');
+        return;
     }
-    out.extend_from_slice(&s[start..]);
+    // Copy eight bytes at a time unconditionally (a fixed-size store, no `memcpy` call); when a word
+    // holds a byte to escape, take back what follows it, write the escape and go on right after it.
+    let mut i = 0;
+    while let Some(pair) = s.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
+        let (first, second) = pair.split_at(8);
+        let (Some(first), Some(second)) = (first.first_chunk::<8>(), second.first_chunk::<8>()) else {
+            break;
+        };
+        let (first, second) = (u64::from_le_bytes(*first), u64::from_le_bytes(*second));
+        out.extend_from_slice(pair);
+        let (bits_a, bits_b) = (escape_bits(first), escape_bits(second));
+        if bits_a | bits_b == 0 {
+            i += 16;
+            continue;
+        }
+        let skip = if bits_a != 0 {
+            bits_a.trailing_zeros() / 8
+        } else {
+            8 + bits_b.trailing_zeros() / 8
+        } as usize;
+        out.truncate(out.len() - 16 + skip);
+        push_escape(out, s[i + skip]);
+        i += skip + 1;
+    }
+    while let Some(word) = s.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        out.extend_from_slice(word);
+        let bits = escape_bits(u64::from_le_bytes(*word));
+        if bits == 0 {
+            i += 8;
+            continue;
+        }
+        let skip = (bits.trailing_zeros() / 8) as usize;
+        out.truncate(out.len() - 8 + skip);
+        push_escape(out, s[i + skip]);
+        i += skip + 1;
+    }
+    // Fewer than eight bytes left.
+    let tail = &s[i..];
+    let mut start = 0;
+    if !tail.is_empty() {
+        let mut bits = escape_bits(short_word(tail));
+        while bits != 0 {
+            flush_escape(out, tail, &mut start, (bits.trailing_zeros() / 8) as usize);
+            bits &= bits - 1;
+        }
+    }
+    out.extend_from_slice(&tail[start..]);
     out.push(b'"');
 }
 
@@ -90,38 +180,74 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
 /// with lone surrogates), `ValueError` past [`MAX_DEPTH`] levels of nesting. On error `out` holds a
 /// partial value: callers truncate it.
 pub fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    write(out, obj, 0)
+    write(obj.py(), out, obj.as_ptr(), 0)
 }
 
-fn write(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
-    // Exact types first (the common case), then subclasses.
-    if let Ok(s) = obj.cast_exact::<PyString>() {
-        write_py_str(out, s)
-    } else if let Ok(dict) = obj.cast_exact::<PyDict>() {
-        write_dict(out, dict, depth)
-    } else if let Ok(list) = obj.cast_exact::<PyList>() {
-        write_list(out, list.iter(), list.len(), depth)
-    } else if obj.is_none() {
+/// True when `obj`'s type is exactly `ty`.
+#[inline]
+fn is_type(obj: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) -> bool {
+    // SAFETY: `obj` is a live object (see the module docs); reading its type pointer is always valid.
+    unsafe { ffi::Py_TYPE(obj) == ty }
+}
+
+fn write(py: Python<'_>, out: &mut Vec<u8>, obj: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+    // SAFETY (every block in this fn): `obj` is a live borrowed reference (module docs); the type
+    // statics are only compared by address; each ffi call below is made on an object of exactly the
+    // type that call expects.
+    // Exact types first, in the order they are common in JSON-RPC messages.
+    if is_type(obj, &raw mut ffi::PyUnicode_Type) {
+        write_unicode(py, out, obj)
+    } else if is_type(obj, &raw mut ffi::PyDict_Type) {
+        write_dict(py, out, obj, depth)
+    } else if is_type(obj, &raw mut ffi::PyLong_Type) {
+        write_long(py, out, obj)
+    } else if is_type(obj, &raw mut ffi::PyList_Type) {
+        write_list(py, out, obj, depth)
+    } else if obj == unsafe { ffi::Py_None() } {
         out.extend_from_slice(b"null");
         Ok(())
-    } else if let Ok(b) = obj.cast_exact::<PyBool>() {
-        out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+    } else if obj == unsafe { ffi::Py_True() } {
+        out.extend_from_slice(b"true");
         Ok(())
-    } else if let Ok(int) = obj.cast_exact::<PyInt>() {
-        write_int(out, int)
-    } else if let Ok(float) = obj.cast_exact::<PyFloat>() {
-        write_float(out, float.value());
+    } else if obj == unsafe { ffi::Py_False() } {
+        out.extend_from_slice(b"false");
         Ok(())
-    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        write_list(out, tuple.iter(), tuple.len(), depth)
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        write_py_str(out, s)
-    } else if let Ok(dict) = obj.cast::<PyDict>() {
-        write_dict(out, dict, depth)
-    } else if let Ok(list) = obj.cast::<PyList>() {
-        write_list(out, list.iter(), list.len(), depth)
-    } else if let Ok(int) = obj.cast::<PyInt>() {
-        write_int(out, int)
+    } else if is_type(obj, &raw mut ffi::PyFloat_Type) {
+        write_float(out, unsafe { ffi::PyFloat_AS_DOUBLE(obj) });
+        Ok(())
+    } else {
+        // SAFETY: `obj` is live for this call (module docs); the Bound borrows it without owning it.
+        let obj = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        write_other(out, &obj, depth)
+    }
+}
+
+/// Tuples and subclasses of str, dict, list, int and float (bool cannot be subclassed).
+#[cold]
+#[inline(never)]
+fn write_other(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+    let py = obj.py();
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        if depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        out.push(b'[');
+        for (i, item) in tuple.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write(py, out, item.as_ptr(), depth + 1)?;
+        }
+        out.push(b']');
+        Ok(())
+    } else if obj.is_instance_of::<PyString>() {
+        write_unicode(py, out, obj.as_ptr())
+    } else if obj.is_instance_of::<PyDict>() {
+        write_dict(py, out, obj.as_ptr(), depth)
+    } else if obj.is_instance_of::<PyList>() {
+        write_list(py, out, obj.as_ptr(), depth)
+    } else if obj.is_instance_of::<PyInt>() {
+        write_long(py, out, obj.as_ptr())
     } else if let Ok(float) = obj.cast::<PyFloat>() {
         write_float(out, float.value());
         Ok(())
@@ -146,20 +272,76 @@ fn too_deep() -> PyErr {
     PyValueError::new_err(format!("maximum nesting depth {MAX_DEPTH} exceeded"))
 }
 
-fn write_py_str(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
-    match s.to_str() {
-        Ok(text) => {
-            write_str(out, text.as_bytes());
-            Ok(())
+#[cold]
+#[inline(never)]
+fn not_utf8(py: Python<'_>) -> PyErr {
+    // Drop the UnicodeEncodeError (or MemoryError) CPython raised; report what orjson reports.
+    drop(PyErr::take(py));
+    PyTypeError::new_err("str is not valid UTF-8: surrogates not allowed")
+}
+
+/// The bytes of a compact ASCII `str` (most JSON strings), read straight from the object: ASCII is
+/// UTF-8, and skipping the `PyUnicode_AsUTF8AndSize` call is worth ~15% of `encode_many` here.
+#[cfg(not(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy)))]
+#[inline]
+fn compact_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    // SAFETY: `obj` is a live str (callers check) that outlives the borrow (module docs). A compact
+    // ASCII str stores its `length` bytes of ASCII inline, right after its header (`PyUnicode_DATA`).
+    unsafe {
+        if ffi::PyUnicode_IS_COMPACT_ASCII(obj) == 0 {
+            return None;
         }
-        Err(_) => Err(PyTypeError::new_err("str is not valid UTF-8: surrogates not allowed")),
+        let len = ffi::PyUnicode_GET_LENGTH(obj).unsigned_abs();
+        Some(std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len))
     }
 }
 
-fn write_int(out: &mut Vec<u8>, int: &Bound<'_, PyInt>) -> PyResult<()> {
-    if let Ok(v) = int.extract::<i64>() {
-        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-    } else if let Ok(v) = int.extract::<u64>() {
+/// Elsewhere the object layout is not public: always ask for the UTF-8 form.
+#[cfg(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy))]
+#[inline]
+fn compact_ascii<'a>(_obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    None
+}
+
+/// Write a `str` (or subclass) from its UTF-8 form, cached in the object.
+#[inline]
+fn write_unicode(py: Python<'_>, out: &mut Vec<u8>, obj: *mut ffi::PyObject) -> PyResult<()> {
+    if let Some(text) = compact_ascii(obj) {
+        write_str(out, text);
+        return Ok(());
+    }
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: `obj` is a live str; the returned buffer lives as long as `obj` and holds `size` bytes.
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(obj, &raw mut size) };
+    if data.is_null() {
+        return Err(not_utf8(py));
+    }
+    // SAFETY: as above; CPython never returns a negative size with a non-null buffer.
+    let text = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size.unsigned_abs()) };
+    write_str(out, text);
+    Ok(())
+}
+
+/// Write an `int` (or subclass): 64-bit values with itoa, larger ones in full.
+#[inline]
+fn write_long(py: Python<'_>, out: &mut Vec<u8>, obj: *mut ffi::PyObject) -> PyResult<()> {
+    let mut overflow = 0;
+    // SAFETY: `obj` is a live int; on an int this call cannot fail, only report overflow.
+    let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj, &raw mut overflow) };
+    if overflow == 0 {
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        Ok(())
+    } else {
+        write_big(py, out, obj)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn write_big(py: Python<'_>, out: &mut Vec<u8>, obj: *mut ffi::PyObject) -> PyResult<()> {
+    // SAFETY: `obj` is a live int for this call (module docs).
+    let int = unsafe { Bound::from_borrowed_ptr(py, obj) };
+    if let Ok(v) = int.extract::<u64>() {
         out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     } else {
         let big: BigInt = int.extract()?;
@@ -168,48 +350,50 @@ fn write_int(out: &mut Vec<u8>, int: &Bound<'_, PyInt>) -> PyResult<()> {
     Ok(())
 }
 
-fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> PyResult<()> {
+fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
     if depth >= MAX_DEPTH {
         return Err(too_deep());
     }
     out.push(b'{');
-    let mut first = true;
-    for (key, value) in dict.iter() {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        let Ok(key) = key.cast::<PyString>() else {
+    let start = out.len();
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut key: *mut ffi::PyObject = null_mut();
+    let mut value: *mut ffi::PyObject = null_mut();
+    // SAFETY: `dict` is a live dict (or subclass); PyDict_Next hands out borrowed references that stay
+    // valid because the dict cannot change while no Python code runs (module docs).
+    while unsafe { ffi::PyDict_Next(dict, &raw mut pos, &raw mut key, &raw mut value) } != 0 {
+        // SAFETY: `key` is live (above); the type static is only compared by address.
+        if is_type(key, &raw mut ffi::PyUnicode_Type) || unsafe { ffi::PyUnicode_Check(key) } != 0 {
+            write_unicode(py, out, key)?;
+        } else {
             return Err(PyTypeError::new_err("Dict key must be str"));
-        };
-        write_py_str(out, key)?;
+        }
         out.push(b':');
-        write(out, &value, depth + 1)?;
+        write(py, out, value, depth + 1)?;
+        out.push(b',');
+    }
+    if out.len() > start {
+        // Overwrite the trailing comma.
+        out.pop();
     }
     out.push(b'}');
     Ok(())
 }
 
-fn write_list<'py>(
-    out: &mut Vec<u8>,
-    items: impl Iterator<Item = Bound<'py, PyAny>>,
-    len: usize,
-    depth: usize,
-) -> PyResult<()> {
+fn write_list(py: Python<'_>, out: &mut Vec<u8>, list: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
     if depth >= MAX_DEPTH {
         return Err(too_deep());
     }
     out.push(b'[');
-    if len > 0 {
-        out.reserve(len * 2);
-    }
-    let mut first = true;
-    for item in items {
-        if !first {
+    let mut i: ffi::Py_ssize_t = 0;
+    // SAFETY: `list` is a live list (or subclass) that cannot change while no Python code runs
+    // (module docs): every index below its current size holds a live borrowed item.
+    while i < unsafe { ffi::PyList_GET_SIZE(list) } {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
-        write(out, &item, depth + 1)?;
+        write(py, out, unsafe { ffi::PyList_GET_ITEM(list, i) }, depth + 1)?;
+        i += 1;
     }
     out.push(b']');
     Ok(())
@@ -251,6 +435,63 @@ mod tests {
                         .replace('\u{1}', "\\u0001")
                 );
                 assert_eq!(s(&text), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn escape_bits_is_exact_for_every_byte_at_every_position() {
+        for b in 0..=255u8 {
+            let escaped = b < 0x20 || b == b'"' || b == b'\\';
+            for at in 0..8 {
+                // Neighbours that do and do not need escaping: no carry may leak between bytes.
+                for fill in [b'a', 0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF] {
+                    let mut word = [fill; 8];
+                    word[at] = b;
+                    let bits = escape_bits(u64::from_le_bytes(word));
+                    let fill_escaped = fill < 0x20 || fill == b'"' || fill == b'\\';
+                    for k in 0..8 {
+                        let expected = if k == at { escaped } else { fill_escaped };
+                        assert_eq!(
+                            bits >> (k * 8 + 7) & 1 == 1,
+                            expected,
+                            "byte {b:#x} at {at}, fill {fill:#x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_of_every_short_length() {
+        for len in 0..70 {
+            let clean: Vec<u8> = (0..len).map(|i| b"abc~\x7f\xc3\xa9 "[i % 8]).collect();
+            let mut out = vec![b'!'];
+            write_str(&mut out, &clean);
+            assert_eq!(out, [&b"!\""[..], &clean, b"\""].concat(), "clean, len {len}");
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x01, 0x1F] {
+                    let mut text = vec![b'x'; len];
+                    text[at] = special;
+                    // And a second escape elsewhere (sometimes the same byte).
+                    text[(at * 7 + 3) % len] = b'"';
+                    let mut out = Vec::new();
+                    write_str(&mut out, &text);
+                    let mut expected = vec![b'"'];
+                    for &c in &text {
+                        match c {
+                            b'"' => expected.extend_from_slice(b"\\\""),
+                            b'\\' => expected.extend_from_slice(b"\\\\"),
+                            b'\n' => expected.extend_from_slice(b"\\n"),
+                            0x01 => expected.extend_from_slice(b"\\u0001"),
+                            0x1F => expected.extend_from_slice(b"\\u001f"),
+                            _ => expected.push(c),
+                        }
+                    }
+                    expected.push(b'"');
+                    assert_eq!(out, expected, "len {len}, escape at {at}");
+                }
             }
         }
     }
