@@ -6,10 +6,9 @@
 //! `Bound` wrappers per value. That is sound because the caller holds a reference to the root and
 //! holds the GIL, and nothing here runs Python code (no `__iter__`, `__str__`, hooks or GC-tracked
 //! allocations), so no container can change or drop a value while it is being written. Subclasses
-//! and tuples take the slower safe path.
+//! and tuples take the slower safe path. Free-threaded builds (`Py_GIL_DISABLED`, where another thread
+//! could change a container) iterate dicts and lists with pyo3's iterators instead.
 #![allow(unsafe_code)]
-
-use std::ptr::null_mut;
 
 use num_bigint::BigInt;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -350,6 +349,7 @@ fn write_big(py: Python<'_>, out: &mut Vec<u8>, obj: *mut ffi::PyObject) -> PyRe
     Ok(())
 }
 
+#[cfg(not(Py_GIL_DISABLED))]
 fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
     if depth >= MAX_DEPTH {
         return Err(too_deep());
@@ -357,8 +357,8 @@ fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth
     out.push(b'{');
     let start = out.len();
     let mut pos: ffi::Py_ssize_t = 0;
-    let mut key: *mut ffi::PyObject = null_mut();
-    let mut value: *mut ffi::PyObject = null_mut();
+    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
     // SAFETY: `dict` is a live dict (or subclass); PyDict_Next hands out borrowed references that stay
     // valid because the dict cannot change while no Python code runs (module docs).
     while unsafe { ffi::PyDict_Next(dict, &raw mut pos, &raw mut key, &raw mut value) } != 0 {
@@ -380,6 +380,7 @@ fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth
     Ok(())
 }
 
+#[cfg(not(Py_GIL_DISABLED))]
 fn write_list(py: Python<'_>, out: &mut Vec<u8>, list: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
     if depth >= MAX_DEPTH {
         return Err(too_deep());
@@ -394,6 +395,51 @@ fn write_list(py: Python<'_>, out: &mut Vec<u8>, list: *mut ffi::PyObject, depth
         }
         write(py, out, unsafe { ffi::PyList_GET_ITEM(list, i) }, depth + 1)?;
         i += 1;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Free-threaded builds: another thread may change a container while it is written, so iterate with
+/// pyo3's iterators, which hold a strong reference to each key and value (and lock the dict).
+#[cfg(Py_GIL_DISABLED)]
+fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
+    // SAFETY: `dict` is a live dict (or subclass) the caller holds a reference to.
+    let dict = unsafe { Bound::from_borrowed_ptr(py, dict) };
+    let dict = dict.cast::<PyDict>()?;
+    out.push(b'{');
+    for (i, (key, value)) in dict.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if !key.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err("Dict key must be str"));
+        }
+        write_unicode(py, out, key.as_ptr())?;
+        out.push(b':');
+        write(py, out, value.as_ptr(), depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+#[cfg(Py_GIL_DISABLED)]
+fn write_list(py: Python<'_>, out: &mut Vec<u8>, list: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
+    // SAFETY: `list` is a live list (or subclass) the caller holds a reference to.
+    let list = unsafe { Bound::from_borrowed_ptr(py, list) };
+    let list = list.cast::<PyList>()?;
+    out.push(b'[');
+    for (i, item) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(py, out, item.as_ptr(), depth + 1)?;
     }
     out.push(b']');
     Ok(())
