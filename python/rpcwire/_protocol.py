@@ -1,9 +1,8 @@
 """The asyncio ``Protocol`` under every rpcwire transport: one codec, coalesced writes, backpressure both ways.
 
 Bytes arrive in ``data_received`` and go to ``codec.feed`` in one call per chunk; the decoded items wait in a
-deque until ``receive`` takes them. The first ``send`` of a loop iteration is written at once (a lone request
-pays no extra iteration of latency); the messages handed to ``send`` after it in the same iteration are
-encoded together by ``codec.encode_many`` (one FFI call) and leave in one ``transport.write``.
+deque until ``receive`` takes them. Messages handed to ``send`` in one loop iteration are encoded together by
+``codec.encode_many`` (one FFI call) and leave in one ``transport.write``.
 
 Flow control:
 
@@ -358,10 +357,8 @@ class RpcProtocol(asyncio.Protocol):
         out = self._out
         out.append(msg)
         if not self._flush_scheduled:
-            # The first send of an iteration leaves at once (latency); later ones coalesce (throughput).
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
-            self.flush()
         elif len(out) >= self._flush_cap:
             self.flush()
 
@@ -372,12 +369,11 @@ class RpcProtocol(asyncio.Protocol):
         else:
             self._check_send()
         self._out.extend(msgs)
-        if not self._flush_scheduled:
+        if len(self._out) >= self._flush_cap:
+            self.flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
-            self.flush()
-        elif len(self._out) >= self._flush_cap:
-            self.flush()
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False

@@ -49,8 +49,7 @@ class Transport:
     error as ``__cause__``) after that. ``async for`` ends cleanly on ``ConnectionClosed`` only, so a fatal error
     propagates out of the loop.
 
-    The first send of a loop iteration leaves at once; the sends after it in the same iteration are encoded
-    together and leave in one more write (latency for lone requests, batching for bursts). ``send`` returns once the
+    Sends issued in one loop iteration are encoded together and leave in one write. ``send`` returns once the
     message is queued; it waits first while the write buffer is above its high-water mark (backpressure).
     A message that cannot be serialized is logged and its error is raised by the next ``send``/``send_many``.
     Messages queued when the connection drops are lost (nothing acknowledges delivery; JSON-RPC requests
@@ -111,10 +110,8 @@ class Transport:
     async def send(self, msg: Any) -> None:
         """Send one message (a dict, a list for a batch, or ``bytes`` of already-serialized JSON).
 
-        The first send of a loop iteration is written at once; the sends that follow in the same iteration are
-        encoded together and leave in one write when the iteration ends. Returns once the message is written
-        or queued; waits first while the peer is not reading fast enough (the write buffer is above its
-        high-water mark).
+        Returns once the message is queued for this loop iteration's write; waits first while the peer is not
+        reading fast enough (the write buffer is above its high-water mark).
 
         Raises:
             ConnectionClosed: the connection is closed (the peer is gone, or ``close`` was called).
@@ -127,11 +124,8 @@ class Transport:
         out = p._out
         out.append(msg)
         if not p._flush_scheduled:
-            # First send of this loop iteration: it leaves now (a lone request pays no extra iteration of
-            # latency); the sends that follow in the same iteration coalesce until the scheduled flush.
             p._flush_scheduled = True
             p._loop.call_soon(p._scheduled_flush)
-            p.flush()
         elif len(out) >= p._flush_cap:
             p.flush()
 

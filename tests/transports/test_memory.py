@@ -143,9 +143,9 @@ def test_cancelled_receive_with_ready_item_keeps_it(run: Any) -> None:
         a, b = rpcwire.memory_pair()
         task = asyncio.create_task(b.receive())
         await asyncio.sleep(0)  # the receive is now waiting
-        await a.send(note(1))  # the first send of an iteration is written at once
-        await asyncio.sleep(0)  # the memory pipe delivers: the message reaches b and wakes the receive...
-        assert not task.done()
+        await a.send(note(1))
+        await asyncio.sleep(0)  # flush: the message reaches b and wakes the receive...
+        await asyncio.sleep(0)
         task.cancel()  # ...which is cancelled before it runs again
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -199,7 +199,7 @@ def test_slow_reader_backpressure_bounds_buffers(run: Any) -> None:
     run(main())
 
 
-def test_sends_of_one_iteration_after_the_first_leave_in_one_write(run: Any) -> None:
+def test_concurrent_sends_in_one_iteration_leave_in_one_write(run: Any) -> None:
     async def main() -> None:
         a, b = rpcwire.memory_pair()
         writes: list[int] = []
@@ -218,9 +218,7 @@ def test_sends_of_one_iteration_after_the_first_leave_in_one_write(run: Any) -> 
         await asyncio.gather(*(a.send(note(i)) for i in range(1000)))
         got = sorted([(await b.receive())["params"]["i"] for _ in range(1000)])
         assert got == list(range(1000))
-        # the first send of the iteration left at once; the other 999 together in one more write
-        assert len(writes) == 3
-        assert writes[1] < writes[2]
+        assert len(writes) == 2
         await a.close()
         await b.close()
 
