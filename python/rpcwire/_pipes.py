@@ -75,33 +75,18 @@ def same_file(a: int, b: int) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-class WriteSocketProtocol(asyncio.Protocol):
+class WriteSocketProtocol(WritePipeProtocol, asyncio.Protocol):
     """The write half of ``stdio()`` when stdout is a socket: writes go out, anything read is ignored.
 
     A socket cannot go through ``connect_write_pipe`` on Linux: that transport watches its fd for
     readability to notice a vanished reader, and a socket is readable whenever its peer sends data.
     """
 
-    def __init__(self, main: RpcProtocol) -> None:
-        self._main = main
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._main._set_writer(transport)  # type: ignore[arg-type]
-
     def data_received(self, data: bytes) -> None:
         logger.debug("rpcwire: ignoring %d bytes read from the stdout socket", len(data))
 
     def eof_received(self) -> bool:
         return True  # keep writing: the peer only shut down its own sending side
-
-    def pause_writing(self) -> None:
-        self._main.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._main.resume_writing()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._main._write_lost(exc)
 
 
 def _socket_from(fd: int) -> socket.socket:
