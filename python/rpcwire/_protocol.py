@@ -173,7 +173,7 @@ class RpcProtocol(asyncio.Protocol):
         try:
             items = self._codec.feed(data)
         except Exception as exc:  # a fatal codec error (or a codec bug): the stream ends here
-            self._fatal_after(exc)
+            self._fatal(exc)
             return
         self._partial_bytes += len(data)
         if items:
@@ -214,21 +214,18 @@ class RpcProtocol(asyncio.Protocol):
         try:
             items = self._codec.feed(b"")
         except Exception as exc:
-            self._fatal_after(exc)
+            self._fatal(exc)
             return
         if items:
             self._push(items)
         self._eof = True
         _wake(self._waiters)
 
-    def _fatal_after(self, exc: BaseException) -> None:
+    def _fatal(self, exc: BaseException) -> None:
         # Messages the chunk completed before the bad frame are still delivered, then the error.
         items = getattr(exc, "items", None)
         if items:
             self._push(list(items))
-        self._fatal(exc)
-
-    def _fatal(self, exc: BaseException) -> None:
         if not isinstance(exc, RpcWireError):
             logger.error("rpcwire: codec failed unexpectedly; closing the connection", exc_info=exc)
         else:

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override
+from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, serve_transport
 
 log = logging.getLogger("rpcwire.bench.peer")
 
@@ -66,24 +66,12 @@ async def _serve_rpcwire(args: argparse.Namespace) -> None:
 
     opts = codec_kwargs(args.framing, args.compression, args.encrypted)
 
-    async def handler(t: Any) -> None:
-        logic = ServerLogic()
-        try:
-            async for msg in t:
-                out = logic.on_message(msg)
-                if out is not None:
-                    await t.send(out)
-        except rpcwire.ConnectionClosed:
-            pass
-        finally:
-            await t.close()
-
     with codec_override(args.impl):
         if args.transport == "stdio":
             async with rpcwire.stdio(**opts) as t:
-                await handler(t)
+                await serve_transport(t)
             return
-        server = await rpcwire.serve(handler, args.address, **opts)
+        server = await rpcwire.serve(serve_transport, args.address, **opts)
         async with server:
             _announce(str(server.address))
             await _stdin_eof()

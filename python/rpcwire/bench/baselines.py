@@ -26,7 +26,7 @@ from typing import Any
 
 from . import workloads
 
-__all__ = ("FloorProtocol", "NdjsonProtocol", "ServerLogic", "codec_override")
+__all__ = ("FloorProtocol", "NdjsonProtocol", "ServerLogic", "codec_override", "serve_transport")
 
 
 class ServerLogic:
@@ -61,6 +61,20 @@ class ServerLogic:
 
     def _ack(self) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": self._expect_id, "result": {"count": self._counted}}
+
+
+async def serve_transport(t: Any) -> None:
+    """Run :class:`ServerLogic` on an rpcwire transport until the peer goes (the rpcwire and reference servers)."""
+    import rpcwire
+
+    logic = ServerLogic()
+    try:
+        async for msg in t:
+            out = logic.on_message(msg)
+            if out is not None:
+                await t.send(out)
+    except rpcwire.ConnectionClosed:
+        pass
 
 
 class NdjsonProtocol(asyncio.Protocol):

@@ -22,7 +22,13 @@ import tempfile
 from typing import Any
 
 from ._peer import KEY_ENV, codec_kwargs
-from .baselines import FloorProtocol, NdjsonProtocol, NdjsonSubprocessProtocol, ServerLogic, codec_override
+from .baselines import (
+    FloorProtocol,
+    NdjsonProtocol,
+    NdjsonSubprocessProtocol,
+    codec_override,
+    serve_transport,
+)
 
 __all__ = ("Conn", "Endpoint", "Setup", "kill_all_children")
 
@@ -270,7 +276,7 @@ class Endpoint:
         with codec_override(s.impl):
             if s.transport == "memory":
                 a, b = rpcwire.memory_pair(**opts)
-                task = asyncio.get_running_loop().create_task(_serve_memory(b))
+                task = asyncio.get_running_loop().create_task(serve_transport(b))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 return _TransportConn(a)
@@ -356,19 +362,6 @@ def _has_fileno(stream: Any) -> bool:
 @dataclasses.dataclass(frozen=True)
 class _Pid:
     pid: int
-
-
-async def _serve_memory(t: Any) -> None:
-    import rpcwire
-
-    logic = ServerLogic()
-    try:
-        async for msg in t:
-            out = logic.on_message(msg)
-            if out is not None:
-                await t.send(out)
-    except rpcwire.ConnectionClosed:
-        pass
 
 
 async def _reap(proc: Any) -> int | None:
