@@ -2,13 +2,18 @@
 
 Bytes arrive in ``data_received`` and go to ``codec.feed`` in one call per chunk; the decoded items wait in a
 deque until ``receive`` takes them. Messages handed to ``send`` in one loop iteration are encoded together by
-``codec.encode_many`` (one FFI call) and leave in one ``transport.write``.
+``codec.encode_many`` (one FFI call) and leave in one ``transport.write``, with one exception for latency: when
+the connection is idle (nothing in the write buffer), the first send of an iteration is written at once, so a
+lone request or reply does not wait a loop iteration for the scheduled flush; the sends after it coalesce as
+usual. A busy connection (anything buffered) always coalesces.
 
 Flow control:
 
 * send side: the transport's write buffer has a high-water mark (``WRITE_HIGH_WATER``); above it asyncio calls
-  ``pause_writing`` and ``send`` waits until ``resume_writing``. At most ``FLUSH_MAX_MESSAGES`` messages wait
-  in the coalescing list before they are flushed inline.
+  ``pause_writing`` and ``send`` waits until ``resume_writing``. Messages wait in the coalescing list until the
+  scheduled flush, or until there are ``_flush_cap`` of them and they are flushed inline: the cap adapts so one
+  flush encodes about ``FLUSH_TARGET_BYTES`` (between ``FLUSH_MIN_MESSAGES`` and ``FLUSH_MAX_MESSAGES``), and
+  grows at most twofold per full flush, so small messages seen earlier cannot license a huge batch of big ones.
 * receive side: when more than ``QUEUE_MAX_ITEMS`` items or ``QUEUE_MAX_BYTES`` bytes wait unread, the protocol
   calls ``pause_reading``; it resumes when the reader has drained the queue to a quarter of the item bound (and
   below the byte bound). The codec itself never buffers more than one frame (``max_frame_size``).
@@ -46,7 +51,7 @@ WRITE_HIGH_WATER = 2 * 2**20
 #: Write-buffer low-water mark: below it waiting senders resume.
 WRITE_LOW_WATER = 512 * 2**10
 #: Most messages held for coalescing before an inline flush (bounds memory when a task sends without yielding).
-FLUSH_MAX_MESSAGES = 4096
+FLUSH_MAX_MESSAGES = 1024
 #: Fewest, for very large messages.
 FLUSH_MIN_MESSAGES = 8
 #: The bound before any message size is known.
@@ -356,6 +361,10 @@ class RpcProtocol(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
+            if self._idle():
+                # This first send of the iteration leaves now, so a lone request or reply pays no extra loop
+                # iteration; the sends that follow in the same iteration coalesce until the scheduled flush.
+                self.flush()
         elif len(out) >= self._flush_cap:
             self.flush()
 
@@ -371,6 +380,13 @@ class RpcProtocol(asyncio.Protocol):
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
+            if self._idle():
+                self.flush()
+
+    def _idle(self) -> bool:
+        """Nothing waits in the write buffer: a write now goes straight to the kernel."""
+        wt = self._wt
+        return wt is not None and not wt.get_write_buffer_size()
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
@@ -395,7 +411,13 @@ class RpcProtocol(asyncio.Protocol):
         if data:
             size = len(data)
             self.bytes_out += size
-            self._flush_cap = min(FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, FLUSH_TARGET_BYTES * len(out) // size))
+            # Aim at FLUSH_TARGET_BYTES per write; grow only after full batches, at most 2x a time, so a run of
+            # tiny messages (or one lone one) cannot license thousands of big ones in a single encode_many.
+            n = len(out)
+            grown = max(self._flush_cap, 2 * n)
+            self._flush_cap = min(
+                FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, min(grown, FLUSH_TARGET_BYTES * n // size))
+            )
             wt.write(data)
 
     def _encode_each(self, out: list[Any]) -> bytes:

@@ -49,8 +49,10 @@ class Transport:
     error as ``__cause__``) after that. ``async for`` ends cleanly on ``ConnectionClosed`` only, so a fatal error
     propagates out of the loop.
 
-    Sends issued in one loop iteration are encoded together and leave in one write. ``send`` returns once the
-    message is queued; it waits first while the write buffer is above its high-water mark (backpressure).
+    Sends issued in one loop iteration are encoded together and leave in one write; on an idle connection
+    (nothing in the write buffer) the first of them is written at once, so a lone request or reply pays no
+    extra loop iteration. ``send`` returns once the message is written or queued; it waits first while the
+    write buffer is above its high-water mark (backpressure).
     A message that cannot be serialized is logged and its error is raised by the next ``send``/``send_many``.
     Messages queued when the connection drops are lost (nothing acknowledges delivery; JSON-RPC requests
     need their responses for that).
@@ -110,8 +112,9 @@ class Transport:
     async def send(self, msg: Any) -> None:
         """Send one message (a dict, a list for a batch, or ``bytes`` of already-serialized JSON).
 
-        Returns once the message is queued for this loop iteration's write; waits first while the peer is not
-        reading fast enough (the write buffer is above its high-water mark).
+        Returns once the message is written (the first send of an iteration on an idle connection) or queued
+        for this loop iteration's write; waits first while the peer is not reading fast enough (the write
+        buffer is above its high-water mark).
 
         Raises:
             ConnectionClosed: the connection is closed (the peer is gone, or ``close`` was called).
@@ -126,6 +129,8 @@ class Transport:
         if not p._flush_scheduled:
             p._flush_scheduled = True
             p._loop.call_soon(p._scheduled_flush)
+            if p._idle():  # the first send of an iteration on an idle connection leaves now (see the class doc)
+                p.flush()
         elif len(out) >= p._flush_cap:
             p.flush()
 

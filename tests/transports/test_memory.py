@@ -143,9 +143,9 @@ def test_cancelled_receive_with_ready_item_keeps_it(run: Any) -> None:
         a, b = rpcwire.memory_pair()
         task = asyncio.create_task(b.receive())
         await asyncio.sleep(0)  # the receive is now waiting
-        await a.send(note(1))
-        await asyncio.sleep(0)  # flush: the message reaches b and wakes the receive...
-        await asyncio.sleep(0)
+        await a.send(note(1))  # an idle connection writes the first send of an iteration at once
+        await asyncio.sleep(0)  # the memory pipe delivers: the message reaches b and wakes the receive...
+        assert not task.done()
         task.cancel()  # ...which is cancelled before it runs again
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -199,26 +199,62 @@ def test_slow_reader_backpressure_bounds_buffers(run: Any) -> None:
     run(main())
 
 
+def _count_writes(t: rpcwire.Transport) -> list[int]:
+    writes: list[int] = []
+    wt = t._proto._wt
+    assert wt is not None
+    original = wt.write
+
+    def counting_write(data: Any) -> None:
+        writes.append(len(data))
+        original(data)
+
+    wt.write = counting_write  # type: ignore[method-assign]
+    return writes
+
+
 def test_concurrent_sends_in_one_iteration_leave_in_one_write(run: Any) -> None:
     async def main() -> None:
         a, b = rpcwire.memory_pair()
-        writes: list[int] = []
-        wt = a._proto._wt
-        assert wt is not None
-        original = wt.write
-
-        def counting_write(data: Any) -> None:
-            writes.append(len(data))
-            original(data)
-
-        wt.write = counting_write  # type: ignore[method-assign]
-        await a.send(note(-1))  # the first write teaches the coalescing bound the message size
+        writes = _count_writes(a)
+        await a.send(note(-1))  # idle: written at once
         assert (await b.receive())["params"]["i"] == -1
         assert len(writes) == 1
+        # A first burst teaches the coalescing bound the message size (it grows twofold per full flush).
+        await asyncio.gather(*(a.send(note(i)) for i in range(1000)))
+        assert sorted([(await b.receive())["params"]["i"] for _ in range(1000)]) == list(range(1000))
+        writes.clear()
         await asyncio.gather(*(a.send(note(i)) for i in range(1000)))
         got = sorted([(await b.receive())["params"]["i"] for _ in range(1000)])
         assert got == list(range(1000))
+        # the first send found the connection idle and left at once; the other 999 together in one write
         assert len(writes) == 2
+        assert writes[0] < writes[1]
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_small_messages_do_not_license_a_huge_batch_of_big_ones(run: Any) -> None:
+    """After lone tiny messages, a burst of 64 KB ones is flushed in bounded batches, not one giant write."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        writes = _count_writes(a)
+        for i in range(20):  # request/response style: one small message per iteration
+            await a.send(note(i))
+            assert (await b.receive())["params"]["i"] == i
+        big = {"jsonrpc": "2.0", "method": "blob", "params": {"data": "x" * 65536}}
+        writes.clear()
+
+        async def read_all() -> None:
+            for _ in range(200):
+                assert (await b.receive())["method"] == "blob"
+
+        await asyncio.gather(read_all(), *(a.send(big) for _ in range(200)))
+        assert sum(writes) > 200 * 65536
+        assert max(writes) <= _protocol.FLUSH_FIRST_MESSAGES * 65600
         await a.close()
         await b.close()
 
