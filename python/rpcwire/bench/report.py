@@ -97,8 +97,17 @@ def _baseline_key(case: Case, baseline: str) -> tuple[Any, ...]:
     return (case.size, case.mode)
 
 
+def paired_ratio(runs: Sequence[float], base_runs: Sequence[float]) -> float:
+    """The median over rounds of ``runs[i] / base_runs[i]``: the runner interleaves the cases of a cell, so
+    round i of both ran close together in time and share whatever the machine was doing then. Falls back to
+    the ratio of the medians when the run counts differ (a case that failed part-way)."""
+    if len(runs) == len(base_runs) and all(b > 0 for b in base_runs):
+        return statistics.median(a / b for a, b in zip(runs, base_runs, strict=True))
+    return statistics.median(runs) / statistics.median(base_runs)
+
+
 def compute_ratios(results: Iterable[Result], baselines: Sequence[str] = BASELINES) -> None:
-    """Fill each row's `ratios`: its msg/s over the matching baseline's msg/s (>1: faster)."""
+    """Fill each row's `ratios`: its msg/s over the matching baseline's (>1: faster), as :func:`paired_ratio`."""
     rows = list(results)
     index: dict[tuple[Any, ...], Result] = {}
     for r in rows:
@@ -113,7 +122,7 @@ def compute_ratios(results: Iterable[Result], baselines: Sequence[str] = BASELIN
             if base is None or base.msgs_per_s <= 0:
                 r.ratios[b] = None
             else:
-                r.ratios[b] = r.msgs_per_s / base.msgs_per_s
+                r.ratios[b] = paired_ratio(r.runs_msgs_per_s, base.runs_msgs_per_s)
 
 
 def _git_commit() -> str | None:

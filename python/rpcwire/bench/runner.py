@@ -1,9 +1,15 @@
-"""The matrix loop of `rpcwire bench`: group cases by setup, measure, report.
+"""The matrix loop of `rpcwire bench`: measure the cases of each cell side by side, report.
 
-Cases sharing a setup (implementation, transport, framing, compression, encryption) share one
-server child process; every case is warmed up, then run `repeat` times, and the median is kept.
-Ctrl-C stops the run: the current case is cancelled, every child process is stopped, and the
-table and JSON of the cases that finished are still printed/written (exit status 130).
+A *cell* is one transport, message size and mode; its cases are rpcwire and every baseline (and each
+framing/compression/encryption variant) that can run there. The cases of a cell are measured
+**interleaved**: each is warmed up, then round after round every case runs once, in an order that
+rotates each round. A slow spell of this shared machine then hits every implementation of the cell
+alike instead of whichever happened to run during it, and a ratio is the median of the per-round
+ratios (see :func:`report.compute_ratios`). Every setup of a transport (one server child process per
+implementation for sockets) stays up for all of that transport's cells.
+
+Ctrl-C stops the run: the current cell is cancelled, every child process is stopped, and the table and
+JSON of the cells that finished are still printed/written (exit status 130).
 """
 
 from __future__ import annotations
@@ -20,14 +26,14 @@ from typing import Any
 
 from . import modes
 from .config import BenchConfig, Case
-from .impls import Endpoint, Setup, kill_all_children
+from .impls import Conn, Endpoint, Setup, kill_all_children
 from .report import Result, compute_ratios, machine_info, markdown_table, print_table, to_json, write_json
 
 __all__ = ("BenchRun", "run_from_args")
 
 log = logging.getLogger("rpcwire.bench")
 
-#: Longest a single case may take before it is abandoned as an error.
+#: Longest a single run of one case may take before the case is abandoned as an error.
 CASE_TIMEOUT = 300.0
 
 
@@ -36,7 +42,7 @@ def _setup_of(case: Case) -> Setup:
 
 
 class BenchRun:
-    """One run of the matrix; results accumulate as cases finish (so an interrupt keeps them)."""
+    """One run of the matrix; results accumulate as cells finish (so an interrupt keeps them)."""
 
     def __init__(self, config: BenchConfig, on_case: Callable[[Case, Result | None], None] | None = None) -> None:
         self.config = config
@@ -46,57 +52,78 @@ class BenchRun:
         self.key_hex = secrets.token_hex(32)
         self._on_case = on_case
 
-    def groups(self) -> list[tuple[Setup, list[Case]]]:
-        groups: dict[Setup, list[Case]] = {}
+    def transports(self) -> list[tuple[str, list[list[Case]]]]:
+        """The cells of each transport, in the order the matrix lists them."""
+        by_transport: dict[str, dict[tuple[int, str], list[Case]]] = {}
         for case in self.cases:
-            groups.setdefault(_setup_of(case), []).append(case)
-        return list(groups.items())
+            cells = by_transport.setdefault(case.transport, {})
+            cells.setdefault((case.size, case.mode), []).append(case)
+        return [(transport, list(cells.values())) for transport, cells in by_transport.items()]
 
-    async def run_group(self, setup: Setup, cases: Sequence[Case]) -> None:
-        try:
-            async with Endpoint(setup, self.config.loop, self.key_hex) as endpoint:
-                for case in cases:
-                    await self._run_case(endpoint, case)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a setup that cannot start: every remaining case is an error
-            done = {id(r.case) for r in self.results} | {e["_id"] for e in self.errors}
-            for case in cases:
-                if id(case) not in done:
-                    self._error(case, exc)
+    async def run_transport(self, cells: Sequence[Sequence[Case]]) -> None:
+        """Start every setup the cells need, then measure the cells one after the other."""
+        async with contextlib.AsyncExitStack() as stack:
+            endpoints: dict[Setup, Endpoint | BaseException] = {}
+            for cell in cells:
+                for case in cell:
+                    setup = _setup_of(case)
+                    if setup in endpoints:
+                        continue
+                    try:
+                        endpoints[setup] = await stack.enter_async_context(
+                            Endpoint(setup, self.config.loop, self.key_hex)
+                        )
+                    except (asyncio.CancelledError, KeyboardInterrupt):
+                        raise
+                    except Exception as exc:  # a setup that cannot start: its cases are errors
+                        endpoints[setup] = exc
+            for cell in cells:
+                await self._run_cell(endpoints, cell)
 
-    async def _run_case(self, endpoint: Endpoint, case: Case) -> None:
+    async def _run_cell(self, endpoints: dict[Setup, Endpoint | BaseException], cell: Sequence[Case]) -> None:
         cfg = self.config
-        count = cfg.count_for(case.size, case.mode)
-        clients = cfg.clients if case.mode == "concurrent" else 1
-        warm = max(2, int(count * cfg.warmup)) if cfg.warmup > 0 else 0
+        live: list[_Runner] = []
+        for case in cell:
+            endpoint = endpoints[_setup_of(case)]
+            if isinstance(endpoint, BaseException):
+                self._error(case, endpoint)
+            else:
+                live.append(_Runner(case, endpoint, cfg))
+        started = list(live)
+        try:
+            for runner in started:
+                if not await self._guard(runner, runner.start()):
+                    live.remove(runner)
+            for round_ in range(cfg.repeat):
+                if not live:
+                    break
+                shift = round_ % len(live)
+                for runner in live[shift:] + live[:shift]:
+                    if runner.failed is None:
+                        await self._guard(runner, runner.sample())
+        finally:
+            for runner in started:
+                with contextlib.suppress(Exception):
+                    await runner.stop()
+        for runner in live:
+            if runner.failed is None:
+                result = Result.from_samples(runner.case, runner.samples, runner.count, runner.clients)
+                self.results.append(result)
+                if self._on_case is not None:
+                    self._on_case(runner.case, result)
+
+    async def _guard(self, runner: _Runner, step: Any) -> bool:
+        """Run one step of a case; an exception (or the time limit) makes the case an error."""
         try:
             async with asyncio.timeout(CASE_TIMEOUT):
-                samples = []
-                if case.mode == "concurrent":
-                    if warm:
-                        await modes.concurrent(endpoint, case.size, max(2, warm // clients), clients)
-                    for _ in range(cfg.repeat):
-                        samples.append(await modes.concurrent(endpoint, case.size, count, clients))  # noqa: PERF401
-                else:
-                    conn = await endpoint.open()
-                    try:
-                        run = modes.throughput if case.mode == "throughput" else modes.roundtrip
-                        if warm:
-                            await run(conn, case.size, warm)
-                        for _ in range(cfg.repeat):
-                            samples.append(await run(conn, case.size, count))  # noqa: PERF401
-                    finally:
-                        await endpoint.close_conn(conn)
+                await step
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception as exc:
-            self._error(case, exc)
-            return
-        result = Result.from_samples(case, samples, count, clients)
-        self.results.append(result)
-        if self._on_case is not None:
-            self._on_case(case, result)
+            runner.failed = exc
+            self._error(runner.case, exc)
+            return False
+        return True
 
     def _error(self, case: Case, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -106,6 +133,49 @@ class BenchRun:
         self.errors.append({"case": case.label, "error": text, "_id": id(case)})
         if self._on_case is not None:
             self._on_case(case, None)
+
+
+class _Runner:
+    """One case of a cell: its connection (kept across rounds), warm-up and samples."""
+
+    def __init__(self, case: Case, endpoint: Endpoint, cfg: BenchConfig) -> None:
+        self.case = case
+        self.endpoint = endpoint
+        self.count = cfg.count_for(case.size, case.mode)
+        self.clients = cfg.clients if case.mode == "concurrent" else 1
+        self.warm = max(2, int(self.count * cfg.warmup)) if cfg.warmup > 0 else 0
+        self.samples: list[modes.Sample] = []
+        self.failed: BaseException | None = None
+        self._conn: Conn | None = None
+
+    async def start(self) -> None:
+        """Open the connection (concurrent mode opens its own per run) and warm up."""
+        case = self.case
+        if case.mode == "concurrent":
+            if self.warm:
+                await modes.concurrent(self.endpoint, case.size, max(2, self.warm // self.clients), self.clients)
+            return
+        self._conn = await self.endpoint.open()
+        if self.warm:
+            await self._run(self._conn, self.warm)
+
+    async def sample(self) -> None:
+        """One measured run."""
+        case = self.case
+        if case.mode == "concurrent":
+            self.samples.append(await modes.concurrent(self.endpoint, case.size, self.count, self.clients))
+            return
+        assert self._conn is not None
+        self.samples.append(await self._run(self._conn, self.count))
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self.endpoint.close_conn(conn)
+
+    def _run(self, conn: Conn, count: int) -> Any:
+        run = modes.throughput if self.case.mode == "throughput" else modes.roundtrip
+        return run(conn, self.case.size, count)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -169,9 +239,9 @@ def run_config(config: BenchConfig, argv: Sequence[str] = ()) -> tuple[BenchRun,
     complete = False
     try:
         with progress, asyncio.Runner(loop_factory=_loop_factory(config.loop)) as runner:
-            for setup, cases in bench.groups():
-                progress.starting(f"{setup.impl} {setup.transport} {setup.framing}")
-                runner.run(bench.run_group(setup, cases))
+            for transport, cells in bench.transports():
+                progress.starting(transport)
+                runner.run(bench.run_transport(cells))
         complete = True
     except KeyboardInterrupt:
         log.warning("interrupted: reporting the %d case(s) that finished", len(bench.results))
