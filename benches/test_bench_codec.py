@@ -107,3 +107,20 @@ def test_encode_many(benchmark: Any, size: str, framing: str, lib: str) -> None:
 
     result = benchmark(run)
     assert result == frames(framing, msgs)[0]
+
+
+def test_paired_ratios_report(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benches.paired` (the interleaved ratios of the same comparisons) runs and prints a row per case."""
+    from benches import paired
+
+    assert paired.main(["--rounds", "2", "--size", "200B"]) == 0
+    rows = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| decode") or line.startswith("| encode")
+    ]
+    assert [row.split("|")[1:3] for row in rows] == [[" decode ", " 200B "], [" encode_many ", " 200B "]]
+    for row in rows:
+        median, best = (float(cell.strip().rstrip("x")) for cell in row.split("|")[3:5])
+        assert median > 0
+        assert best > 0
