@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, TypeAlias, cast
 
 from ._errors import ConnectionClosed
-from ._pipes import enlarge_pipe
+from ._pipes import enlarge_pipe, tune_read_pipe
 from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
 from ._transport import Opening, Transport
 
@@ -51,6 +51,7 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
         assert stdout is not None
         self.main._rt = stdout
         self.main._set_writer(stdin)  # type: ignore[arg-type]
+        tune_read_pipe(stdout)
         for pipe in (stdin, stdout):
             fileobj = pipe.get_extra_info("pipe")
             if fileobj is not None:
