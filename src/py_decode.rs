@@ -73,14 +73,10 @@ pub struct Decoded<'py> {
     pub recorded: Option<Recorded>,
 }
 
-/// One cached string: an exact compact ASCII `str` we made, and its length in bytes.
-struct Slot {
-    len: usize,
-    string: Py<PyString>,
-}
-
 /// A direct-mapped cache of short ASCII strings, so a repeated one is one object, not a new one each time.
-struct StrCache(Box<[Option<Slot>; CACHE_SLOTS]>);
+/// Each slot holds an exact compact ASCII `str` made by [`new_ascii`] (its length and characters are read
+/// from the object, which a hit touches anyway to take a reference).
+struct StrCache(Box<[Option<Py<PyString>>; CACHE_SLOTS]>);
 
 impl Default for StrCache {
     fn default() -> Self {
@@ -98,23 +94,22 @@ impl StrCache {
         }
         let slot = &mut self.0[slot_of(bytes)];
         if let Some(cached) = slot {
-            if cached.len == bytes.len() {
-                let ptr = cached.string.as_ptr();
-                // SAFETY: cached strings are compact ASCII strings made by `new_str` (never mutated since:
-                // they are only handed out once cached), whose data holds `cached.len` bytes.
-                let held = unsafe { std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr).cast::<u8>(), cached.len) };
-                if held == bytes {
-                    return Ok(cached.string.bind(py).clone());
-                }
+            let ptr = cached.as_ptr();
+            // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated
+            // since (they are only handed out once cached): their data holds `length` bytes.
+            let held = unsafe {
+                let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
+                usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
+            };
+            if same_short(held, bytes) {
+                return Ok(cached.bind(py).clone());
             }
         }
-        let string = new_str(py, s)?;
-        if s.is_ascii() {
-            *slot = Some(Slot {
-                len: bytes.len(),
-                string: string.clone().unbind(),
-            });
+        if !s.is_ascii() {
+            return new_utf8(py, s);
         }
+        let string = new_ascii(py, s)?;
+        *slot = Some(string.clone().unbind());
         Ok(string)
     }
 }
@@ -221,11 +216,15 @@ impl Decoder {
         let dict = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDict_New()) }?;
         let mut next = jiter.known_object()?;
         while let Some(name) = next {
-            let key = self.keys.get(py, name, KEY_MAX_LEN)?;
             let tag = match record {
                 Record::Nothing => Tag::None,
                 Record::Top(_) => RuleKey::of(name).map_or(Tag::None, Tag::Rule),
                 Record::Error(_) => ErrorKey::of(name).map_or(Tag::None, Tag::Error),
+            };
+            let key = match tag {
+                Tag::None => self.keys.get(py, name, KEY_MAX_LEN)?,
+                Tag::Rule(rule) => rule_key_str(py, rule).clone(),
+                Tag::Error(error_key) => error_key_str(py, error_key).clone(),
             };
             let peek = jiter.peek()?;
             let value = match (&mut record, tag) {
@@ -262,11 +261,18 @@ impl Decoder {
         let (value, seen) = match (rule, peek) {
             (RuleKey::Jsonrpc, Peek::String) => {
                 let s = jiter.known_str()?;
-                let seen = Seen {
-                    kind: JsonKind::Str,
-                    is_version: s == VERSION,
-                };
-                (self.values.get(py, s, VALUE_MAX_LEN)?.into_any(), seen)
+                if s == VERSION {
+                    let seen = Seen {
+                        kind: JsonKind::Str,
+                        is_version: true,
+                    };
+                    (pyo3::intern!(py, "2.0").clone().into_any(), seen)
+                } else {
+                    (
+                        self.values.get(py, s, VALUE_MAX_LEN)?.into_any(),
+                        Seen::of(JsonKind::Str),
+                    )
+                }
             }
             (RuleKey::Error, Peek::Object) => {
                 let value = self.object(py, jiter, depth + 1, Record::Error(&mut error_members))?;
@@ -304,6 +310,27 @@ impl Decoder {
     }
 }
 
+/// The rule keys as interned `str`s (the top-level members of every message need no cache lookup).
+#[inline]
+fn rule_key_str(py: Python<'_>, key: RuleKey) -> &Bound<'_, PyString> {
+    match key {
+        RuleKey::Jsonrpc => pyo3::intern!(py, "jsonrpc"),
+        RuleKey::Id => pyo3::intern!(py, "id"),
+        RuleKey::Method => pyo3::intern!(py, "method"),
+        RuleKey::Params => pyo3::intern!(py, "params"),
+        RuleKey::Result => pyo3::intern!(py, "result"),
+        RuleKey::Error => pyo3::intern!(py, "error"),
+    }
+}
+
+#[inline]
+fn error_key_str(py: Python<'_>, key: ErrorKey) -> &Bound<'_, PyString> {
+    match key {
+        ErrorKey::Code => pyo3::intern!(py, "code"),
+        ErrorKey::Message => pyo3::intern!(py, "message"),
+    }
+}
+
 /// A nesting error past [`MAX_DEPTH`], worded as jiter words its own.
 #[inline]
 fn check_depth(jiter: &Jiter<'_>, depth: usize) -> DecodeResult<()> {
@@ -335,22 +362,79 @@ fn slot_of(bytes: &[u8]) -> usize {
     (mixed >> (64 - CACHE_BITS)) as usize
 }
 
+/// `a == b` for slices of the same short length, inline (a `memcmp` call costs more than the compare).
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        // Whole words from the front, then the last word (overlapping the one before when the length is
+        // not a multiple of 8).
+        let word = |c: &[u8]| c.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+        return a
+            .chunks_exact(8)
+            .zip(b.chunks_exact(8))
+            .all(|(x, y)| word(x) == word(y))
+            && u64::from_le_bytes(*a_last) == u64::from_le_bytes(*b_last);
+    }
+    if let (Some(a_head), Some(b_head), Some(a_last), Some(b_last)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return a_head == b_head && a_last == b_last;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// A new `str` holding `s`.
 #[inline]
 fn new_str<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
-    let len = ffi::Py_ssize_t::try_from(s.len())?;
     if s.is_ascii() {
-        // SAFETY: the GIL is held; PyUnicode_New returns a new compact ASCII string (maxchar 127) with room
-        // for `len` bytes (and the NUL it writes after them), or NULL with an exception set.
-        let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(len, 127)) }?;
-        // SAFETY: the new string's data holds `len` bytes nobody else can see yet; ASCII bytes are valid
-        // for maxchar 127; the source and the new object do not overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(s.as_ptr(), ffi::PyUnicode_DATA(obj.as_ptr()).cast::<u8>(), s.len());
-        }
-        // SAFETY: PyUnicode_New made an exact `str`.
-        return Ok(unsafe { obj.cast_into_unchecked() });
+        new_ascii(py, s)
+    } else {
+        new_utf8(py, s)
     }
+}
+
+/// The characters of a compact ASCII `str`: they follow its `PyASCIIObject` header (`PyUnicode_DATA`
+/// without the checks of which layout the string has).
+///
+/// # Safety
+/// `op` must point to a live compact ASCII `str` (made by `PyUnicode_New(_, 127)`).
+#[inline]
+unsafe fn ascii_data(op: *mut ffi::PyObject) -> *mut u8 {
+    debug_assert!(
+        // SAFETY: the caller's contract.
+        unsafe { ffi::PyUnicode_IS_COMPACT_ASCII(op) } != 0
+    );
+    // SAFETY: the caller's contract: a compact ASCII string's data starts right after its header.
+    unsafe { op.cast::<ffi::PyASCIIObject>().add(1).cast::<u8>() }
+}
+
+/// A new `str` holding `s`, which is ASCII: a compact ASCII string filled with a copy.
+#[inline]
+fn new_ascii<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    debug_assert!(s.is_ascii());
+    let len = ffi::Py_ssize_t::try_from(s.len())?;
+    // SAFETY: the GIL is held; PyUnicode_New returns a new compact ASCII string (maxchar 127) with room
+    // for `len` bytes (and the NUL it writes after them), or NULL with an exception set.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(len, 127)) }?;
+    // SAFETY: the new string's data holds `len` bytes nobody else can see yet; `s` is ASCII (callers check),
+    // so valid for maxchar 127; the source and the new object do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), ascii_data(obj.as_ptr()), s.len());
+    }
+    // SAFETY: PyUnicode_New made an exact `str`.
+    Ok(unsafe { obj.cast_into_unchecked() })
+}
+
+/// A new `str` holding `s` (any UTF-8).
+#[cold]
+fn new_utf8<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(s.len())?;
     // SAFETY: the GIL is held; `s` is `len` bytes of valid UTF-8; the call returns a new reference, or NULL
     // with an exception set.
     let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), len)) }?;
