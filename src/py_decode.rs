@@ -221,10 +221,14 @@ impl Decoder {
                 Record::Top(_) => RuleKey::of(name).map_or(Tag::None, Tag::Rule),
                 Record::Error(_) => ErrorKey::of(name).map_or(Tag::None, Tag::Error),
             };
+            let found;
             let key = match tag {
-                Tag::None => self.keys.get(py, name, KEY_MAX_LEN)?,
-                Tag::Rule(rule) => rule_key_str(py, rule).clone(),
-                Tag::Error(error_key) => error_key_str(py, error_key).clone(),
+                Tag::None => {
+                    found = self.keys.get(py, name, KEY_MAX_LEN)?;
+                    &found
+                }
+                Tag::Rule(rule) => rule_key_str(py, rule),
+                Tag::Error(error_key) => error_key_str(py, error_key),
             };
             let peek = jiter.peek()?;
             let value = match (&mut record, tag) {
