@@ -90,7 +90,9 @@ impl StrCache {
     fn get<'py>(&mut self, py: Python<'py>, s: &str, max_len: usize) -> PyResult<Bound<'py, PyString>> {
         let bytes = s.as_bytes();
         if bytes.len() > max_len {
-            return new_str(py, s);
+            // Long strings go to CPython's UTF-8 decoder, which copies an ASCII one as fast as `new_ascii`
+            // and spares a separate pass over a long one to find out.
+            return new_utf8(py, s);
         }
         let slot = &mut self.0[slot_of(bytes)];
         if let Some(cached) = slot {
@@ -393,16 +395,6 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// A new `str` holding `s`.
-#[inline]
-fn new_str<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
-    if s.is_ascii() {
-        new_ascii(py, s)
-    } else {
-        new_utf8(py, s)
-    }
-}
-
 /// The characters of a compact ASCII `str`: they follow its `PyASCIIObject` header (`PyUnicode_DATA`
 /// without the checks of which layout the string has).
 ///
@@ -436,7 +428,7 @@ fn new_ascii<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
 }
 
 /// A new `str` holding `s` (any UTF-8).
-#[cold]
+#[inline(never)]
 fn new_utf8<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
     let len = ffi::Py_ssize_t::try_from(s.len())?;
     // SAFETY: the GIL is held; `s` is `len` bytes of valid UTF-8; the call returns a new reference, or NULL
