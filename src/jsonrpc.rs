@@ -63,7 +63,7 @@ pub fn classify<N: JsonNode>(msg: &N) -> Result<MessageKind, &'static str> {
         });
     }
     match msg.member("jsonrpc") {
-        Some(v) if v.is_str("2.0") => {}
+        Some(v) if v.is_str(VERSION) => {}
         Some(_) => return Err("\"jsonrpc\" must be the string \"2.0\""),
         None => return Err("missing \"jsonrpc\": \"2.0\""),
     }
@@ -107,6 +107,186 @@ pub fn classify<N: JsonNode>(msg: &N) -> Result<MessageKind, &'static str> {
         }
         (Some(_), Some(_)) => Err("a response must not have both \"result\" and \"error\""),
         (None, None) => Err("a response must have \"result\" or \"error\""),
+    }
+}
+
+/// The string the `"jsonrpc"` member must hold.
+pub const VERSION: &str = "2.0";
+
+/// A member [`classify`] reads, as seen while decoding: its kind and, for a string, whether it is [`VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub kind: JsonKind,
+    pub is_version: bool,
+}
+
+impl Seen {
+    /// A member that is not the string [`VERSION`].
+    #[must_use]
+    pub fn of(kind: JsonKind) -> Self {
+        Self {
+            kind,
+            is_version: false,
+        }
+    }
+}
+
+/// The top-level members [`classify`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKey {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+}
+
+impl RuleKey {
+    /// The rule key a member name is, if any.
+    #[inline]
+    #[must_use]
+    pub fn of(key: &str) -> Option<Self> {
+        match key {
+            "jsonrpc" => Some(Self::Jsonrpc),
+            "id" => Some(Self::Id),
+            "method" => Some(Self::Method),
+            "params" => Some(Self::Params),
+            "result" => Some(Self::Result),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// The members of an `"error"` object [`classify`] reads: the kinds of `code` and `message`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorMembers {
+    pub code: Option<JsonKind>,
+    pub message: Option<JsonKind>,
+}
+
+/// The members of an `"error"` object [`classify`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKey {
+    Code,
+    Message,
+}
+
+impl ErrorKey {
+    /// The error-object key a member name is, if any.
+    #[inline]
+    #[must_use]
+    pub fn of(key: &str) -> Option<Self> {
+        match key {
+            "code" => Some(Self::Code),
+            "message" => Some(Self::Message),
+            _ => None,
+        }
+    }
+}
+
+impl ErrorMembers {
+    /// Note member `key` of an error object; a repeated key wins over earlier ones.
+    #[inline]
+    pub fn note(&mut self, key: ErrorKey, kind: JsonKind) {
+        match key {
+            ErrorKey::Code => self.code = Some(kind),
+            ErrorKey::Message => self.message = Some(kind),
+        }
+    }
+}
+
+/// What [`classify`] needs of one object, recorded member by member while the object is decoded, so that
+/// classifying it needs no lookups in the built value. A repeated key wins over earlier ones, as in the
+/// decoded object. Classify it through [`Recorded::node`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    jsonrpc: Option<Seen>,
+    id: Option<Seen>,
+    method: Option<Seen>,
+    params: Option<Seen>,
+    result: Option<Seen>,
+    error: Option<Seen>,
+    /// `code` and `message` of the `"error"` member when it is an object.
+    error_members: ErrorMembers,
+}
+
+impl Recorded {
+    /// Note the member `key`; `error_members` is only read for [`RuleKey::Error`] with an object value.
+    #[inline]
+    pub fn note(&mut self, key: RuleKey, seen: Seen, error_members: ErrorMembers) {
+        let slot = match key {
+            RuleKey::Jsonrpc => &mut self.jsonrpc,
+            RuleKey::Id => &mut self.id,
+            RuleKey::Method => &mut self.method,
+            RuleKey::Params => &mut self.params,
+            RuleKey::Result => &mut self.result,
+            RuleKey::Error => {
+                self.error_members = error_members;
+                &mut self.error
+            }
+        };
+        *slot = Some(seen);
+    }
+
+    /// The recorded object as a [`JsonNode`] for [`classify`].
+    #[must_use]
+    pub fn node(&self) -> RecordedNode<'_> {
+        RecordedNode::Object(self)
+    }
+}
+
+/// A [`JsonNode`] over a [`Recorded`] object. It knows only what the rules ask: the members named by
+/// [`RuleKey`] (and `error.code` / `error.message`), and of strings only whether they are [`VERSION`].
+#[derive(Debug, Clone, Copy)]
+pub enum RecordedNode<'a> {
+    Object(&'a Recorded),
+    ErrorObject(ErrorMembers),
+    Value(Seen),
+}
+
+impl JsonNode for RecordedNode<'_> {
+    fn kind(&self) -> JsonKind {
+        match self {
+            Self::Object(_) | Self::ErrorObject(_) => JsonKind::Object,
+            Self::Value(seen) => seen.kind,
+        }
+    }
+
+    fn member(&self, key: &str) -> Option<Self> {
+        match self {
+            Self::Object(rec) => {
+                let seen = match RuleKey::of(key)? {
+                    RuleKey::Jsonrpc => rec.jsonrpc,
+                    RuleKey::Id => rec.id,
+                    RuleKey::Method => rec.method,
+                    RuleKey::Params => rec.params,
+                    RuleKey::Result => rec.result,
+                    RuleKey::Error => {
+                        return rec.error.map(|seen| match seen.kind {
+                            JsonKind::Object => Self::ErrorObject(rec.error_members),
+                            _ => Self::Value(seen),
+                        })
+                    }
+                }?;
+                Some(Self::Value(seen))
+            }
+            Self::ErrorObject(members) => {
+                let kind = match ErrorKey::of(key)? {
+                    ErrorKey::Code => members.code,
+                    ErrorKey::Message => members.message,
+                }?;
+                Some(Self::Value(Seen::of(kind)))
+            }
+            Self::Value(_) => None,
+        }
+    }
+
+    fn is_str(&self, s: &str) -> bool {
+        // The rules compare one string, VERSION; the node cannot answer for any other.
+        debug_assert_eq!(s, VERSION, "RecordedNode only knows whether a string is VERSION");
+        matches!(self, Self::Value(seen) if seen.is_version && s == VERSION)
     }
 }
 
@@ -190,17 +370,108 @@ mod tests {
         }
     }
 
+    /// What a decoder records of an object, member by member in order.
+    fn record(value: &JsonValue<'_>) -> Option<Recorded> {
+        let JsonValue::Object(obj) = value else {
+            return None;
+        };
+        let mut rec = Recorded::default();
+        for (key, member) in obj.iter() {
+            let Some(rule_key) = RuleKey::of(key) else {
+                continue;
+            };
+            let mut error_members = ErrorMembers::default();
+            if let (RuleKey::Error, JsonValue::Object(error)) = (rule_key, member) {
+                for (k, v) in error.iter() {
+                    if let Some(error_key) = ErrorKey::of(k) {
+                        error_members.note(error_key, (&v).kind());
+                    }
+                }
+            }
+            let seen = Seen {
+                kind: (&member).kind(),
+                is_version: matches!(member, JsonValue::Str(v) if v == VERSION),
+            };
+            rec.note(rule_key, seen, error_members);
+        }
+        Some(rec)
+    }
+
+    /// `classify` on the recorded members says what it says on the value itself.
+    fn same_when_recorded(json: &str) {
+        let Ok(value) = JsonValue::parse(json.as_bytes(), false) else {
+            panic!("not JSON: {json}");
+        };
+        let elements: Vec<&JsonValue<'_>> = match &value {
+            JsonValue::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for element in elements {
+            if let Some(rec) = record(element) {
+                assert_eq!(classify(&rec.node()), classify(&element), "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn recorded_repeated_keys_last_wins() {
+        same_when_recorded(r#"{"jsonrpc":"1.0","jsonrpc":"2.0","id":1,"method":"x"}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","jsonrpc":"1.0","id":1,"method":"x"}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"},"error":{"code":1}}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1},"error":{"code":1,"message":"m"}}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m","code":"x"}}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"},"error":3}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","id":true,"id":1,"result":1}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","method":1,"method":"a"}"#);
+        same_when_recorded(r#"{"jsonrpc":"2.0","code":1,"message":"m","id":1,"result":{"jsonrpc":"1.0"}}"#);
+    }
+
+    #[test]
+    fn recorded_node_kinds() {
+        let mut rec = Recorded::default();
+        assert_eq!(rec.node().kind(), JsonKind::Object);
+        assert!(rec.node().member("jsonrpc").is_none());
+        rec.note(
+            RuleKey::Jsonrpc,
+            Seen {
+                kind: JsonKind::Str,
+                is_version: true,
+            },
+            ErrorMembers::default(),
+        );
+        rec.note(
+            RuleKey::Error,
+            Seen::of(JsonKind::Object),
+            ErrorMembers {
+                code: Some(JsonKind::Int),
+                message: None,
+            },
+        );
+        assert!(rec.node().member("jsonrpc").is_some_and(|v| v.is_str(VERSION)));
+        assert!(rec.node().member("other").is_none());
+        let error = rec.node().member("error");
+        assert_eq!(error.map(|e| e.kind()), Some(JsonKind::Object));
+        assert_eq!(
+            error.and_then(|e| e.member("code")).map(|c| c.kind()),
+            Some(JsonKind::Int)
+        );
+        assert!(error.and_then(|e| e.member("message")).is_none());
+        assert!(rec.node().member("error").and_then(|e| e.member("jsonrpc")).is_none());
+    }
+
     macro_rules! rule_tests {
         (ok { $($name:ident => $json:expr, $kind:expr;)* } err { $($ename:ident => $ejson:expr, $needle:expr;)* }) => {
             $(
                 #[test]
                 fn $name() {
                     assert_eq!(top($json), Ok($kind.to_string()));
+                    same_when_recorded($json);
                 }
             )*
             $(
                 #[test]
                 fn $ename() {
+                    same_when_recorded($ejson);
                     match top($ejson) {
                         Err(detail) => assert!(detail.contains($needle), "{detail:?} lacks {:?}", $needle),
                         Ok(kind) => panic!("{} was accepted as {kind}", $ejson),

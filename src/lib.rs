@@ -12,6 +12,8 @@ pub mod jsonrpc;
 #[cfg(feature = "python")]
 mod py_codec;
 #[cfg(feature = "python")]
+mod py_decode;
+#[cfg(feature = "python")]
 mod py_errors;
 #[cfg(feature = "python")]
 mod py_json;

@@ -1,12 +1,10 @@
 //! `rpcwire.Codec` and `rpcwire.kind`: the Python face of the sans-IO codec.
 use std::sync::Arc;
 
-use jiter::{JsonErrorType, PythonParse, StringCacheMode};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use crate::compress::Compression;
 use crate::crypto::KeyRing;
@@ -14,6 +12,7 @@ use crate::envelope::{self, Envelope, EnvelopeConfig};
 use crate::errors::{CodecError, CodecResult};
 use crate::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
 use crate::jsonrpc::{self, JsonKind, JsonNode, TopLevel};
+use crate::py_decode::{DecodeError, Decoded, Decoder};
 use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr};
 use crate::py_json::write_value;
 use crate::py_keyring::Keyring;
@@ -39,6 +38,8 @@ pub struct Codec {
     /// The buffer `encode_many` writes plain frames into, kept between calls (up to
     /// [`SCRATCH_KEEP_MAX`] bytes of capacity): no allocation, growth or page faults per batch.
     scratch: Vec<u8>,
+    /// Builds the Python objects of decoded messages (and keeps its key cache between them).
+    json: Decoder,
 }
 
 /// Why handling one frame stopped the feed.
@@ -104,6 +105,7 @@ impl Codec {
             max_frame_size,
             keyring: keyring.map(Bound::unbind),
             scratch: Vec::new(),
+            json: Decoder::default(),
         })
     }
 
@@ -359,18 +361,19 @@ impl Codec {
     }
 
     fn feed_slice(&mut self, py: Python<'_>, data: &[u8], items: &Bound<'_, PyList>) -> PyResult<()> {
-        let parser = PythonParse {
-            cache_mode: StringCacheMode::All,
-            ..PythonParse::default()
-        };
-        let Self { decoder, envelope, .. } = self;
+        let Self {
+            decoder,
+            envelope,
+            json,
+            ..
+        } = self;
         let mut frames = decoder.feed(data).map_err(|e| to_pyerr(py, &e))?;
         let Some(framing) = frames.framing() else {
             return Ok(());
         };
         loop {
             let outcome = match frames.next_frame() {
-                Ok(Some(frame)) => handle_frame(py, &parser, envelope, framing, &frame, items),
+                Ok(Some(frame)) => handle_frame(py, json, envelope, framing, &frame, items),
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(with_items(py, to_pyerr(py, &error), items)),
             };
@@ -400,7 +403,7 @@ fn with_items(py: Python<'_>, err: PyErr, items: &Bound<'_, PyList>) -> PyErr {
 /// Turn one frame into items.
 fn handle_frame(
     py: Python<'_>,
-    parser: &PythonParse,
+    json: &mut Decoder,
     envelope: &mut Envelope,
     framing: Framing,
     frame: &Frame<'_>,
@@ -413,10 +416,10 @@ fn handle_frame(
                 "plaintext ndjson frame reached a codec with a keyring",
             )));
         }
-        return push_message(py, parser, payload, frame, items);
+        return push_message(py, json, payload, frame, items);
     }
     if payload.first() != Some(&envelope::MAGIC) && !envelope.has_keyring() {
-        return push_message(py, parser, payload, frame, items);
+        return push_message(py, json, payload, frame, items);
     }
     let offset = frame.offset;
     let opened = if payload.len() >= DETACH_MIN {
@@ -428,14 +431,14 @@ fn handle_frame(
         Ok(opened) if opened.multi => {
             for record in envelope::split_records(&opened.body) {
                 match record {
-                    Ok(message) => push_message(py, parser, message, frame, items)?,
+                    Ok(message) => push_message(py, json, message, frame, items)?,
                     Err(CodecError::Parse { detail }) => items.append(parse_error_item(py, &detail)?)?,
                     Err(error) => return Err(Stop::Fatal(error)),
                 }
             }
             Ok(())
         }
-        Ok(opened) => push_message(py, parser, &opened.body, frame, items),
+        Ok(opened) => push_message(py, json, &opened.body, frame, items),
         Err(CodecError::Parse { detail }) => Ok(items.append(parse_error_item(py, &detail)?)?),
         Err(error) => Err(Stop::Fatal(error)),
     }
@@ -444,19 +447,14 @@ fn handle_frame(
 /// Parse one message and append its item: the dict or batch, or a `ParseError`/`InvalidRequest`.
 fn push_message(
     py: Python<'_>,
-    parser: &PythonParse,
+    builder: &mut Decoder,
     json: &[u8],
     frame: &Frame<'_>,
     items: &Bound<'_, PyList>,
 ) -> Result<(), Stop> {
-    let parsed = match parser.python_parse(py, json) {
-        Err(error) if error.error_type == JsonErrorType::RecursionLimitExceeded => {
-            parse_deep(py, json).map_err(|_| error)
-        }
-        other => other,
-    };
-    let value = match parsed {
-        Ok(value) => value,
+    let Decoded { value, recorded } = match builder.decode(py, json) {
+        Ok(decoded) => decoded,
+        Err(DecodeError::Python(error)) => return Err(Stop::Python(error)),
         Err(_) if frame.unterminated => {
             return Err(Stop::Fatal(CodecError::framing(
                 format!("input ended mid-frame, {} bytes buffered", json.len()),
@@ -468,6 +466,14 @@ fn push_message(
             return Ok(());
         }
     };
+    if let Some(recorded) = recorded {
+        // A top-level object: its members were recorded while it was built, no lookups needed.
+        match jsonrpc::classify(&recorded.node()) {
+            Ok(_) => items.append(value)?,
+            Err(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
+        }
+        return Ok(());
+    }
     match jsonrpc::classify_top(&value) {
         TopLevel::Message(_) => items.append(value)?,
         TopLevel::Invalid(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
@@ -486,23 +492,6 @@ fn push_message(
         }
     }
     Ok(())
-}
-
-static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// JSON nested deeper than jiter's fixed limit (200) but within what `encode` writes (255): parse it
-/// with the standard library (cold path), refusing the non-JSON constants it would otherwise accept.
-#[cold]
-#[inline(never)]
-fn parse_deep<'py>(py: Python<'py>, json: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let text = std::str::from_utf8(json).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let loads = JSON_LOADS.import(py, "json", "loads")?;
-    let refuse = PyCFunction::new_closure(py, None, None, |_args, _kwargs| -> PyResult<()> {
-        Err(PyValueError::new_err("NaN and Infinity are not JSON"))
-    })?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("parse_constant", refuse)?;
-    loads.call((text,), Some(&kwargs))
 }
 
 /// The message's id when a server could answer with it (string or integer).

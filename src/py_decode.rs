@@ -1,0 +1,453 @@
+//! JSON text -> Python objects for `Codec.feed`. jiter's [`Jiter`] is the parser (syntax, escapes, UTF-8,
+//! numbers, error messages); this module only builds the Python objects, the way `orjson.loads` does:
+//!
+//! - strings: an ASCII check, then `PyUnicode_New(len, 127)` and a copy (else `PyUnicode_FromStringAndSize`);
+//! - object keys: a small direct-mapped cache owned by the decoder (so one per `Codec`: no global state, no
+//!   locking, and safe on free-threaded builds because `feed` takes `&mut self`);
+//! - lists: built at their final size from a stack of finished items shared by the whole document;
+//! - the top-level object: while its members are inserted, what the JSON-RPC rules read of it (kinds of
+//!   `jsonrpc`/`id`/`method`/`params`/`result`/`error`, `error.code`/`error.message`, and whether
+//!   `jsonrpc` is `"2.0"`, checked on the bytes) is recorded in a [`Recorded`], so `jsonrpc::classify`
+//!   validates the message without a dict lookup. The rules themselves stay in `jsonrpc.rs`.
+//!
+//! Containers may nest [`MAX_DEPTH`] deep (orjson's limit, so what `rpcwire.reference` reads); deeper is a
+//! jiter "recursion limit exceeded" parse error.
+#![allow(unsafe_code)]
+
+use jiter::{Jiter, JiterError, JiterErrorType, JsonErrorType, LinePosition, NumberAny, NumberInt, Peek};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyString};
+
+use crate::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, VERSION};
+
+/// Deepest nesting of arrays and objects a message may have (orjson's `loads` limit).
+pub const MAX_DEPTH: usize = 1024;
+/// Slots of the key cache (a power of two).
+const CACHE_SLOTS: usize = 512;
+const CACHE_BITS: u32 = CACHE_SLOTS.trailing_zeros();
+/// Longest key the key cache holds.
+const KEY_MAX_LEN: usize = 64;
+/// Longest string value the value cache holds.
+const VALUE_MAX_LEN: usize = 32;
+/// Largest escape-decoding tape kept between messages.
+const TAPE_KEEP_MAX: usize = 64 * 1024;
+
+/// Why a message could not be decoded.
+pub enum DecodeError {
+    /// Not JSON (or nested too deep): a `ParseError` item.
+    Json(JiterError),
+    /// A Python error while building objects (e.g. `MemoryError`).
+    Python(PyErr),
+}
+
+impl DecodeError {
+    /// What a `ParseError` says: jiter's description and position.
+    pub fn description(&self, json: &[u8]) -> String {
+        match self {
+            Self::Json(error) => format!("{} at {}", error.error_type, LinePosition::find(json, error.index)),
+            Self::Python(error) => error.to_string(),
+        }
+    }
+}
+
+impl From<JiterError> for DecodeError {
+    #[inline]
+    fn from(error: JiterError) -> Self {
+        Self::Json(error)
+    }
+}
+
+impl From<PyErr> for DecodeError {
+    #[cold]
+    fn from(error: PyErr) -> Self {
+        Self::Python(error)
+    }
+}
+
+type DecodeResult<T> = Result<T, DecodeError>;
+
+/// A decoded message: the value, and for a top-level object what the rules read of it.
+pub struct Decoded<'py> {
+    pub value: Bound<'py, PyAny>,
+    pub recorded: Option<Recorded>,
+}
+
+/// A direct-mapped cache of short ASCII strings, so a repeated one is one object, not a new one each time.
+/// Each slot holds an exact compact ASCII `str` made by [`new_ascii`] (its length and characters are read
+/// from the object, which a hit touches anyway to take a reference).
+struct StrCache(Box<[Option<Py<PyString>>; CACHE_SLOTS]>);
+
+impl Default for StrCache {
+    fn default() -> Self {
+        Self(Box::new([const { None }; CACHE_SLOTS]))
+    }
+}
+
+impl StrCache {
+    /// `s` as a `str`: the cached one when the cache holds it, else a new one (cached when short and ASCII).
+    #[inline]
+    fn get<'py>(&mut self, py: Python<'py>, s: &str, max_len: usize) -> PyResult<Bound<'py, PyString>> {
+        let bytes = s.as_bytes();
+        if bytes.len() > max_len {
+            // Long strings go to CPython's UTF-8 decoder, which copies an ASCII one as fast as `new_ascii`
+            // and spares a separate pass over a long one to find out.
+            return new_utf8(py, s);
+        }
+        let slot = &mut self.0[slot_of(bytes)];
+        if let Some(cached) = slot {
+            let ptr = cached.as_ptr();
+            // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated
+            // since (they are only handed out once cached): their data holds `length` bytes.
+            let held = unsafe {
+                let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
+                usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
+            };
+            if same_short(held, bytes) {
+                return Ok(cached.bind(py).clone());
+            }
+        }
+        if !s.is_ascii() {
+            return new_utf8(py, s);
+        }
+        let string = new_ascii(py, s)?;
+        *slot = Some(string.clone().unbind());
+        Ok(string)
+    }
+}
+
+/// What an object being built records of its members.
+enum Record<'r> {
+    Nothing,
+    /// The top-level object: the members the rules read.
+    Top(&'r mut Recorded),
+    /// The top-level object's `"error"` member: its `code` and `message`.
+    Error(&'r mut ErrorMembers),
+}
+
+/// What a member name means to the [`Record`] of its object.
+#[derive(Clone, Copy)]
+enum Tag {
+    None,
+    Rule(RuleKey),
+    Error(ErrorKey),
+}
+
+/// Builds Python objects from JSON texts; one per `Codec`, reused for every message.
+#[derive(Default)]
+pub struct Decoder {
+    keys: StrCache,
+    /// Short string values (`"2.0"`, method names, enum-like values).
+    values: StrCache,
+    /// Finished items of the arrays being built, innermost last.
+    stack: Vec<Py<PyAny>>,
+    /// jiter's buffer for strings with escapes, kept between messages.
+    tape: Vec<u8>,
+}
+
+impl Decoder {
+    /// Decode one JSON text.
+    pub fn decode<'py>(&mut self, py: Python<'py>, json: &[u8]) -> DecodeResult<Decoded<'py>> {
+        let mut jiter = Jiter::with_tape(json, std::mem::take(&mut self.tape));
+        let decoded = self.document(py, &mut jiter);
+        let tape = jiter.into_tape();
+        if tape.capacity() <= TAPE_KEEP_MAX {
+            self.tape = tape;
+        }
+        // Left over only after an error.
+        self.stack.clear();
+        decoded
+    }
+
+    fn document<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>) -> DecodeResult<Decoded<'py>> {
+        let peek = jiter.peek()?;
+        let decoded = if peek == Peek::Object {
+            let mut recorded = Recorded::default();
+            let value = self.object(py, jiter, 0, Record::Top(&mut recorded))?;
+            Decoded {
+                value,
+                recorded: Some(recorded),
+            }
+        } else {
+            Decoded {
+                value: self.value(py, jiter, peek, 0)?.0,
+                recorded: None,
+            }
+        };
+        jiter.finish()?;
+        Ok(decoded)
+    }
+
+    /// The value `peek` starts, at nesting `depth` (of its container, if it is one), and its kind.
+    #[inline]
+    fn value<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        peek: Peek,
+        depth: usize,
+    ) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
+        match peek {
+            Peek::String => {
+                let s = jiter.known_str()?;
+                Ok((self.values.get(py, s, VALUE_MAX_LEN)?.into_any(), JsonKind::Str))
+            }
+            Peek::Object => Ok((self.object(py, jiter, depth, Record::Nothing)?, JsonKind::Object)),
+            Peek::Array => Ok((self.array(py, jiter, depth)?, JsonKind::Array)),
+            Peek::Null => {
+                jiter.known_null()?;
+                Ok((py.None().into_bound(py), JsonKind::Null))
+            }
+            Peek::True | Peek::False => {
+                let b = jiter.known_bool(peek)?;
+                Ok((PyBool::new(py, b).to_owned().into_any(), JsonKind::Bool))
+            }
+            _ => number(py, jiter, peek),
+        }
+    }
+
+    fn object<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        depth: usize,
+        mut record: Record<'_>,
+    ) -> DecodeResult<Bound<'py, PyAny>> {
+        check_depth(jiter, depth)?;
+        // SAFETY: the GIL is held (`py`); PyDict_New returns a new reference, or NULL with an exception set.
+        let dict = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDict_New()) }?;
+        let mut next = jiter.known_object()?;
+        while let Some(name) = next {
+            let tag = match record {
+                Record::Nothing => Tag::None,
+                Record::Top(_) => RuleKey::of(name).map_or(Tag::None, Tag::Rule),
+                Record::Error(_) => ErrorKey::of(name).map_or(Tag::None, Tag::Error),
+            };
+            let found;
+            let key = match tag {
+                Tag::None => {
+                    found = self.keys.get(py, name, KEY_MAX_LEN)?;
+                    &found
+                }
+                Tag::Rule(rule) => rule_key_str(py, rule),
+                Tag::Error(error_key) => error_key_str(py, error_key),
+            };
+            let peek = jiter.peek()?;
+            let value = match (&mut record, tag) {
+                (Record::Top(recorded), Tag::Rule(rule)) => self.rule_member(py, jiter, peek, depth, recorded, rule)?,
+                (Record::Error(members), Tag::Error(error_key)) => {
+                    let (value, kind) = self.value(py, jiter, peek, depth + 1)?;
+                    members.note(error_key, kind);
+                    value
+                }
+                _ => self.value(py, jiter, peek, depth + 1)?.0,
+            };
+            // SAFETY: the GIL is held; `dict`, `key` and `value` are live objects we own (`dict` is new and
+            // not shared yet); PyDict_SetItem takes its own references and steals none.
+            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } < 0 {
+                return Err(PyErr::fetch(py).into());
+            }
+            next = jiter.next_key()?;
+        }
+        Ok(dict)
+    }
+
+    /// A member of the top-level object the rules read: build it and record what they need of it.
+    #[inline(never)]
+    fn rule_member<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        peek: Peek,
+        depth: usize,
+        recorded: &mut Recorded,
+        rule: RuleKey,
+    ) -> DecodeResult<Bound<'py, PyAny>> {
+        let mut error_members = ErrorMembers::default();
+        let (value, seen) = match (rule, peek) {
+            (RuleKey::Jsonrpc, Peek::String) => {
+                let s = jiter.known_str()?;
+                if s == VERSION {
+                    let seen = Seen {
+                        kind: JsonKind::Str,
+                        is_version: true,
+                    };
+                    (pyo3::intern!(py, "2.0").clone().into_any(), seen)
+                } else {
+                    (
+                        self.values.get(py, s, VALUE_MAX_LEN)?.into_any(),
+                        Seen::of(JsonKind::Str),
+                    )
+                }
+            }
+            (RuleKey::Error, Peek::Object) => {
+                let value = self.object(py, jiter, depth + 1, Record::Error(&mut error_members))?;
+                (value, Seen::of(JsonKind::Object))
+            }
+            _ => {
+                let (value, kind) = self.value(py, jiter, peek, depth + 1)?;
+                (value, Seen::of(kind))
+            }
+        };
+        recorded.note(rule, seen, error_members);
+        Ok(value)
+    }
+
+    fn array<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>, depth: usize) -> DecodeResult<Bound<'py, PyAny>> {
+        check_depth(jiter, depth)?;
+        let start = self.stack.len();
+        let mut next = jiter.known_array()?;
+        while let Some(peek) = next {
+            let (item, _) = self.value(py, jiter, peek, depth + 1)?;
+            self.stack.push(item.unbind());
+            next = jiter.array_step()?;
+        }
+        let items = self.stack.drain(start..);
+        let len = ffi::Py_ssize_t::try_from(items.len()).map_err(PyErr::from)?;
+        // SAFETY: the GIL is held; PyList_New returns a new list of `len` empty slots, or NULL with an
+        // exception set.
+        let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len)) }?;
+        for (i, item) in (0..len).zip(items) {
+            // SAFETY: `list` is the new, unshared list of `len` slots and `i < len`; PyList_SET_ITEM steals
+            // the reference `into_ptr` hands over (the zip stops at whichever side ends first).
+            unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i, item.into_ptr()) };
+        }
+        Ok(list)
+    }
+}
+
+/// The rule keys as interned `str`s (the top-level members of every message need no cache lookup).
+#[inline]
+fn rule_key_str(py: Python<'_>, key: RuleKey) -> &Bound<'_, PyString> {
+    match key {
+        RuleKey::Jsonrpc => pyo3::intern!(py, "jsonrpc"),
+        RuleKey::Id => pyo3::intern!(py, "id"),
+        RuleKey::Method => pyo3::intern!(py, "method"),
+        RuleKey::Params => pyo3::intern!(py, "params"),
+        RuleKey::Result => pyo3::intern!(py, "result"),
+        RuleKey::Error => pyo3::intern!(py, "error"),
+    }
+}
+
+#[inline]
+fn error_key_str(py: Python<'_>, key: ErrorKey) -> &Bound<'_, PyString> {
+    match key {
+        ErrorKey::Code => pyo3::intern!(py, "code"),
+        ErrorKey::Message => pyo3::intern!(py, "message"),
+    }
+}
+
+/// A nesting error past [`MAX_DEPTH`], worded as jiter words its own.
+#[inline]
+fn check_depth(jiter: &Jiter<'_>, depth: usize) -> DecodeResult<()> {
+    if depth >= MAX_DEPTH {
+        return Err(DecodeError::Json(JiterError {
+            error_type: JiterErrorType::JsonError(JsonErrorType::RecursionLimitExceeded),
+            index: jiter.current_index(),
+        }));
+    }
+    Ok(())
+}
+
+/// The cache slot of a key: its length and first and last (up to) eight bytes, mixed.
+#[inline]
+fn slot_of(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    let (head, tail) = if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (u64::from_le_bytes(*head), u64::from_le_bytes(*tail))
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (
+            u64::from(u32::from_le_bytes(*head)),
+            u64::from(u32::from_le_bytes(*tail)),
+        )
+    } else {
+        let byte = |i: usize| bytes.get(i).map_or(0, |&b| u64::from(b));
+        (byte(0) | (byte(1) << 8) | (byte(2) << 16), 0)
+    };
+    let mixed = (head ^ tail.rotate_left(29) ^ (n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - CACHE_BITS)) as usize
+}
+
+/// `a == b` for slices of the same short length, inline (a `memcmp` call costs more than the compare).
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        // Whole words from the front, then the last word (overlapping the one before when the length is
+        // not a multiple of 8).
+        let word = |c: &[u8]| c.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+        return a
+            .chunks_exact(8)
+            .zip(b.chunks_exact(8))
+            .all(|(x, y)| word(x) == word(y))
+            && u64::from_le_bytes(*a_last) == u64::from_le_bytes(*b_last);
+    }
+    if let (Some(a_head), Some(b_head), Some(a_last), Some(b_last)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return a_head == b_head && a_last == b_last;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The characters of a compact ASCII `str`: they follow its `PyASCIIObject` header (`PyUnicode_DATA`
+/// without the checks of which layout the string has).
+///
+/// # Safety
+/// `op` must point to a live compact ASCII `str` (made by `PyUnicode_New(_, 127)`).
+#[inline]
+unsafe fn ascii_data(op: *mut ffi::PyObject) -> *mut u8 {
+    debug_assert!(
+        // SAFETY: the caller's contract.
+        unsafe { ffi::PyUnicode_IS_COMPACT_ASCII(op) } != 0
+    );
+    // SAFETY: the caller's contract: a compact ASCII string's data starts right after its header.
+    unsafe { op.cast::<ffi::PyASCIIObject>().add(1).cast::<u8>() }
+}
+
+/// A new `str` holding `s`, which is ASCII: a compact ASCII string filled with a copy.
+#[inline]
+fn new_ascii<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    debug_assert!(s.is_ascii());
+    let len = ffi::Py_ssize_t::try_from(s.len())?;
+    // SAFETY: the GIL is held; PyUnicode_New returns a new compact ASCII string (maxchar 127) with room
+    // for `len` bytes (and the NUL it writes after them), or NULL with an exception set.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(len, 127)) }?;
+    // SAFETY: the new string's data holds `len` bytes nobody else can see yet; `s` is ASCII (callers check),
+    // so valid for maxchar 127; the source and the new object do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), ascii_data(obj.as_ptr()), s.len());
+    }
+    // SAFETY: PyUnicode_New made an exact `str`.
+    Ok(unsafe { obj.cast_into_unchecked() })
+}
+
+/// A new `str` holding `s` (any UTF-8).
+#[inline(never)]
+fn new_utf8<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(s.len())?;
+    // SAFETY: the GIL is held; `s` is `len` bytes of valid UTF-8; the call returns a new reference, or NULL
+    // with an exception set.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), len)) }?;
+    // SAFETY: PyUnicode_FromStringAndSize makes an exact `str`.
+    Ok(unsafe { obj.cast_into_unchecked() })
+}
+
+/// The number `peek` starts: `int` (any size) or `float`.
+#[inline]
+fn number<'py>(py: Python<'py>, jiter: &mut Jiter<'_>, peek: Peek) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
+    match jiter.known_number(peek)? {
+        NumberAny::Int(NumberInt::Int(i)) => {
+            // SAFETY: the GIL is held; PyLong_FromLongLong returns a new reference, or NULL with an exception set.
+            let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(i)) }?;
+            Ok((obj, JsonKind::Int))
+        }
+        NumberAny::Int(NumberInt::BigInt(big)) => Ok((big.into_pyobject(py)?.into_any(), JsonKind::Int)),
+        NumberAny::Float(f) => Ok((PyFloat::new(py, f).into_any(), JsonKind::Float)),
+    }
+}
