@@ -23,6 +23,12 @@ use crate::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, 
 
 /// Deepest nesting of arrays and objects a message may have (orjson's `loads` limit).
 pub const MAX_DEPTH: usize = 1024;
+/// Nesting levels between two checks of the stack left.
+const STACK_CHECK_EVERY: usize = 32;
+/// Stack a check wants left for the next `STACK_CHECK_EVERY` levels (a level's frames take well under 1 KiB).
+const STACK_RED_ZONE: usize = 64 * 1024;
+/// Size of a heap stack segment when a check finds too little left.
+const STACK_SEGMENT: usize = 1024 * 1024;
 /// Slots of the key cache (a power of two).
 const CACHE_SLOTS: usize = 512;
 const CACHE_BITS: u32 = CACHE_SLOTS.trailing_zeros();
@@ -192,8 +198,12 @@ impl Decoder {
                 let s = jiter.known_str()?;
                 Ok((self.values.get(py, s, VALUE_MAX_LEN)?.into_any(), JsonKind::Str))
             }
-            Peek::Object => Ok((self.object(py, jiter, depth, Record::Nothing)?, JsonKind::Object)),
-            Peek::Array => Ok((self.array(py, jiter, depth)?, JsonKind::Array)),
+            Peek::Object | Peek::Array if depth % STACK_CHECK_EVERY == STACK_CHECK_EVERY - 1 => {
+                // Recursion goes MAX_DEPTH deep, more than a small thread stack (256 KiB) holds: every
+                // STACK_CHECK_EVERY levels, make sure the next ones have room, moving to a heap segment if not.
+                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.container(py, jiter, peek, depth))
+            }
+            Peek::Object | Peek::Array => self.container(py, jiter, peek, depth),
             Peek::Null => {
                 jiter.known_null()?;
                 Ok((py.None().into_bound(py), JsonKind::Null))
@@ -203,6 +213,21 @@ impl Decoder {
                 Ok((PyBool::new(py, b).to_owned().into_any(), JsonKind::Bool))
             }
             _ => number(py, jiter, peek),
+        }
+    }
+
+    /// The object or array `peek` starts.
+    fn container<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        peek: Peek,
+        depth: usize,
+    ) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
+        if peek == Peek::Object {
+            Ok((self.object(py, jiter, depth, Record::Nothing)?, JsonKind::Object))
+        } else {
+            Ok((self.array(py, jiter, depth)?, JsonKind::Array))
         }
     }
 

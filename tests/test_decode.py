@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import orjson
@@ -315,3 +318,29 @@ def test_recorded_validation_agrees_with_kind(text: bytes) -> None:
     # and as the reference codec decodes it
     ref = decode(text, reference.Codec(framing="length"))
     assert type(ref) is type(item)
+
+
+def test_deepest_nesting_fits_a_small_thread_stack() -> None:
+    """1024 levels decoded on a thread with a 128 KiB stack (musl's default is 128 KiB): no stack overflow.
+
+    Runs in a child process, so an overflow is a failed test rather than a crashed test run.
+    """
+    script = textwrap.dedent(
+        """
+        import threading, rpcwire
+        out = []
+        def run():
+            codec = rpcwire.Codec()
+            for inner in (b"[" * 1023 + b"]" * 1023, b'{"a":' * 1023 + b"1" + b"}" * 1023):
+                item = codec.feed(b'{"jsonrpc":"2.0","method":"m","params":' + inner + b"}\\n")[0]
+                out.append(type(item).__name__)
+        threading.stack_size(128 * 1024)
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        print(out)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['dict', 'dict']"
