@@ -500,8 +500,9 @@ class Codec:
                 check = check or _may_hold_big_int(lines[0])
             for line in lines:
                 size = len(line)
-                if size > limit:
-                    raise self._too_large(size, offset)
+                # the limit is on the line without its terminator, "\n" or "\r\n" (wire-format 2.1)
+                if size - line.endswith(b"\r") > limit:
+                    raise self._too_large(size - line.endswith(b"\r"), offset)
                 offset += size + 1
                 if not size:
                     continue
@@ -513,9 +514,11 @@ class Codec:
                     continue
                 out.append(_check(obj))
             self._offset = offset
-        if len(buf) + len(tail) > limit:
-            raise self._too_large(len(buf) + len(tail), self._offset)
         buf += tail
+        # a pending trailing "\r" may be the start of the terminator: it does not count yet
+        pending = len(buf) - buf.endswith(b"\r")
+        if pending > limit:
+            raise self._too_large(pending, self._offset)
 
     def _feed_binary(self, data: bytes, out: list[Item]) -> None:
         buf = self._buf
