@@ -13,8 +13,11 @@
   machine, which any stdio transport pays on top of the session layer. Together they bound the
   best any transport could do: one call takes at least ``no-transport p50 + pipe-floor p50``.
 
-The figures are in each benchmark's ``extra_info`` (``rate``, ``p50_us``); compare the ``rpcwire`` and
-``sdk`` rows of a group. Reproduce with::
+The ``call_tool`` rows share one session each, open side by side, and take turns round after round
+(rotating order), so a slow spell of this shared machine hits them alike; ``extra_info["libs"]`` has each
+row's median rate and p50, ``extra_info["ratio_vs_sdk"]`` each row's rate over the SDK's in the same
+round (median over rounds). The stream figures are in each benchmark's ``extra_info["rate"]``; compare
+the ``rpcwire`` and ``sdk`` rows of a group. Reproduce with::
 
     .venv/bin/python -m pytest benches/test_bench_mcp.py --benchmark-enable -p no:cacheprovider \\
         --benchmark-columns=min,median,rounds --benchmark-json=mcp.json
@@ -23,6 +26,7 @@ The figures are in each benchmark's ``extra_info`` (``rate``, ``p50_us``); compa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -46,7 +50,10 @@ SERVERS = Path(__file__).parent.parent / "tests" / "mcp_servers"
 LIBRARIES = ["sdk", "rpcwire"]
 # Enough messages that the SDK's run takes a few seconds; rpcwire's has to be long enough to time.
 COUNTS = {"sdk": 5_000, "rpcwire": 100_000}
-CALLS = {"sdk": 300, "rpcwire": 1000, "no-transport": 1000, "pipe-floor": 2000}
+# call_tool: calls per library per round, and rounds (the libraries take turns within each round)
+CALLS = {"sdk": 40, "rpcwire": 100, "no-transport": 100, "pipe-floor": 200}
+CALL_LIBRARIES = [*LIBRARIES, "no-transport", "pipe-floor"]
+CALL_ROUNDS = 10
 
 MESSAGE = orjson.dumps(
     {
@@ -84,82 +91,121 @@ def test_server_stream_throughput(benchmark: Any, mode: str, library: str, tmp_p
     benchmark.extra_info["rate"] = statistics.median(rates)
 
 
-async def _time_calls(session: ClientSession, calls: int) -> list[float]:
-    await session.initialize()
-    for _ in range(50):  # warm up
-        await session.call_tool("echo", {"text": "warm"})
-    latencies: list[float] = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        result = await session.call_tool("echo", {"text": "ping"})
-        latencies.append(time.perf_counter() - t0)
-        assert not result.is_error
-        assert result.content[0].text == "ping"  # type: ignore[union-attr]
-    return latencies
+async def _call(session: ClientSession, text: str) -> None:
+    result = await session.call_tool("echo", {"text": text})
+    assert not result.is_error
+    assert result.content[0].text == text  # type: ignore[union-attr]
 
 
-async def _round_trips(library: str, calls: int) -> list[float]:
-    if library == "no-transport":
-        return await _in_process_round_trips(calls)
-    client = rpcwire_stdio_client if library == "rpcwire" else sdk_stdio_client
-    params = StdioServerParameters(command=sys.executable, args=[str(SERVERS / "stdio_server.py"), "lowlevel", library])
-    async with client(params) as (read, write), ClientSession(read, write) as session:
-        return await _time_calls(session, calls)
+class _Sessions:
+    """One open ClientSession per library, all alive together so their rounds can interleave."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack) -> None:
+        self.stack = stack
+        self.sessions: dict[str, ClientSession] = {}
+
+    async def open_stdio(self, library: str) -> None:
+        client = rpcwire_stdio_client if library == "rpcwire" else sdk_stdio_client
+        argv = [str(SERVERS / "stdio_server.py"), "lowlevel", library]
+        read, write = await self.stack.enter_async_context(
+            client(StdioServerParameters(command=sys.executable, args=argv))
+        )
+        await self._start(library, read, write)
+
+    async def open_in_process(self, tg: anyio.abc.TaskGroup) -> None:
+        """The SDK's session layer alone: client and server in this process on zero-buffer memory streams."""
+        server = KINDS["lowlevel"]()
+        to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        server_writes, from_server = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        tg.start_soon(server.run, server_reads, server_writes, server.create_initialization_options())
+        await self._start("no-transport", from_server, to_server)
+
+    async def _start(self, library: str, read: Any, write: Any) -> None:
+        session = await self.stack.enter_async_context(ClientSession(read, write))
+        await session.initialize()
+        for _ in range(50):  # warm up
+            await _call(session, "warm")
+        self.sessions[library] = session
 
 
 _ECHO = "import os\nwhile d := os.read(0, 65536):\n    os.write(1, d)\n"
 
 
-def _pipe_round_trips(calls: int) -> list[float]:
+class _PipeEcho:
     """Blocking write/read of one 150 B line to an echoing child: the inter-process floor."""
-    line = MESSAGE[:149] + b"\n"
-    proc = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    wfd, rfd = proc.stdin.fileno(), proc.stdout.fileno()
-    latencies: list[float] = []
+
+    def __init__(self) -> None:
+        self.line = MESSAGE[:149] + b"\n"
+        self.proc = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self.trip()
+
+    def trip(self) -> None:
+        os.write(self.wfd, self.line)
+        got = b""
+        while len(got) < len(self.line):
+            got += os.read(self.rfd, 65536)
+        assert got == self.line
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+async def _interleaved_round_trips(rounds: int) -> dict[str, list[list[float]]]:
+    """Per library, per round, the latencies of CALLS[library] calls; the libraries take turns each round."""
+    out: dict[str, list[list[float]]] = {lib: [] for lib in CALL_LIBRARIES}
+    echo = _PipeEcho()
     try:
-        for i in range(calls + 50):
-            t0 = time.perf_counter()
-            os.write(wfd, line)
-            got = b""
-            while len(got) < len(line):
-                got += os.read(rfd, 65536)
-            if i >= 50:  # the first 50 warm up
-                latencies.append(time.perf_counter() - t0)
-            assert got == line
+        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
+            sessions = _Sessions(stack)
+            for library in LIBRARIES:
+                await sessions.open_stdio(library)
+            await sessions.open_in_process(tg)
+            clock = time.perf_counter
+            for r in range(rounds):
+                shift = r % len(CALL_LIBRARIES)
+                for library in CALL_LIBRARIES[shift:] + CALL_LIBRARIES[:shift]:
+                    latencies: list[float] = []
+                    session = sessions.sessions.get(library)
+                    for _ in range(CALLS[library]):
+                        t0 = clock()
+                        if session is None:
+                            echo.trip()
+                        else:
+                            await _call(session, "ping")
+                        latencies.append(clock() - t0)
+                    out[library].append(latencies)
+            await stack.aclose()
+            tg.cancel_scope.cancel()
     finally:
-        proc.stdin.close()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-    return latencies
+        echo.close()
+    return out
 
 
-async def _in_process_round_trips(calls: int) -> list[float]:
-    """The SDK's session layer alone: client and server in this process on zero-buffer memory streams."""
-    server = KINDS["lowlevel"]()
-    to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    server_writes, from_server = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.run, server_reads, server_writes, server.create_initialization_options())
-        async with ClientSession(from_server, to_server) as session:
-            latencies = await _time_calls(session, calls)
-        tg.cancel_scope.cancel()
-    return latencies
-
-
-@pytest.mark.parametrize("library", [*LIBRARIES, "no-transport", "pipe-floor"])
-def test_call_tool_round_trip(benchmark: Any, library: str) -> None:
+def test_call_tool_round_trips(benchmark: Any) -> None:
+    """All four rows in one run, interleaved round by round (see the module docstring)."""
     benchmark.group = "mcp-stdio-call-tool"
-    benchmark.extra_info["lib"] = library
-    latencies: list[float] = []
+    benchmark.extra_info["lib"] = "all"
+    per_round: dict[str, list[list[float]]] = {}
 
     def run() -> None:
-        if library == "pipe-floor":
-            latencies.extend(_pipe_round_trips(CALLS[library]))
-        else:
-            latencies.extend(asyncio.run(_round_trips(library, CALLS[library])))
+        per_round.update(asyncio.run(_interleaved_round_trips(CALL_ROUNDS)))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.extra_info["rate"] = len(latencies) / sum(latencies)
-    benchmark.extra_info["p50_us"] = statistics.median(latencies) * 1e6
+    rates = {lib: [len(lat) / sum(lat) for lat in rounds] for lib, rounds in per_round.items()}
+    libs: dict[str, dict[str, float]] = {}
+    for lib, rounds in per_round.items():
+        every = [x for lat in rounds for x in lat]
+        libs[lib] = {"rate": statistics.median(rates[lib]), "p50_us": statistics.median(every) * 1e6}
+    benchmark.extra_info["libs"] = libs
+    # rate over the SDK's rate in the same round, median over rounds
+    benchmark.extra_info["ratio_vs_sdk"] = {
+        lib: statistics.median(a / b for a, b in zip(rates[lib], rates["sdk"], strict=True)) for lib in rates
+    }
+    assert all(len(rounds) == CALL_ROUNDS for rounds in per_round.values())
