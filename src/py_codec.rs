@@ -35,8 +35,9 @@ pub struct Codec {
     compress_min_size: usize,
     max_frame_size: usize,
     keyring: Option<Py<PyAny>>,
-    /// The buffer `encode_many` writes plain frames into, kept between calls (up to
-    /// [`SCRATCH_KEEP_MAX`] bytes of capacity): no allocation, growth or page faults per batch.
+    /// The buffer `encode_many` writes plain frames into, and `feed` copies a mutable chunk into, kept
+    /// between calls (up to [`SCRATCH_KEEP_MAX`] bytes of capacity): no allocation, growth or page faults
+    /// per batch or chunk.
     scratch: Vec<u8>,
     /// Builds the Python objects of decoded messages (and keeps its key cache between them).
     json: Decoder,
@@ -163,9 +164,12 @@ impl Codec {
             // bytes are immutable: parse straight from them.
             self.feed_slice(py, bytes.as_bytes(), &items)?;
         } else {
-            // bytearray / memoryview: copy first, the caller may mutate them.
-            let owned = copy_buffer(py, data)?;
-            self.feed_slice(py, &owned, &items)?;
+            // bytearray / memoryview (every socket read: the transports read into one reused buffer): copy
+            // first, the caller may mutate them; into the kept scratch buffer, so no allocation per chunk.
+            let mut owned = self.take_scratch();
+            let fed = copy_buffer_into(py, data, &mut owned).and_then(|()| self.feed_slice(py, &owned, &items));
+            self.keep_scratch(owned);
+            fed?;
         }
         Ok(items)
     }
@@ -232,8 +236,7 @@ impl Codec {
         framing: Framing,
         msgs: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut out = std::mem::take(&mut self.scratch);
-        out.clear();
+        let mut out = self.take_scratch();
         if let Ok(list) = msgs.cast_exact::<PyList>() {
             for msg in list {
                 self.frame_message(&mut out, framing, &msg)?;
@@ -244,10 +247,22 @@ impl Codec {
             }
         }
         let bytes = PyBytes::new(py, &out);
-        if out.capacity() <= SCRATCH_KEEP_MAX {
-            self.scratch = out;
-        }
+        self.keep_scratch(out);
         Ok(bytes)
+    }
+
+    /// The kept scratch buffer, empty (`encode_many` and `feed` never run at once: both take `&mut self`).
+    fn take_scratch(&mut self) -> Vec<u8> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch
+    }
+
+    /// Keep `scratch` for the next call, unless a huge batch or chunk grew it past [`SCRATCH_KEEP_MAX`].
+    fn keep_scratch(&mut self, scratch: Vec<u8>) {
+        if scratch.capacity() <= SCRATCH_KEEP_MAX {
+            self.scratch = scratch;
+        }
     }
 
     /// The framing `encode` writes: the configured one, or for `auto` the one detected, else the default.
@@ -500,9 +515,13 @@ fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
         .filter(|id| matches!(id.kind(), JsonKind::Str | JsonKind::Int))
 }
 
-fn copy_buffer(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// Copy a bytes-like object's contents into `out` (which is empty).
+fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
     match PyBuffer::<u8>::get(data) {
-        Ok(buffer) => buffer.to_vec(py),
+        Ok(buffer) => {
+            out.resize(buffer.item_count(), 0);
+            buffer.copy_to_slice(py, out)
+        }
         Err(_) => Err(PyTypeError::new_err(format!(
             "feed() expects bytes, bytearray or memoryview, not {}",
             type_name(data)
