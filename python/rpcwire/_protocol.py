@@ -151,6 +151,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         self._queue: collections.deque[Any] = collections.deque()
         self._queued_bytes = 0
         self._partial_bytes = 0
+        self._rbuf = memoryview(b"")  # the buffer get_buffer last handed out (this thread's read buffer)
         self._reading_paused = False
         self._waiters: list[asyncio.Future[None]] = []
         self._eof = False  # no more items will arrive
@@ -193,10 +194,11 @@ class RpcProtocol(asyncio.BufferedProtocol):
         # buffer. Plain data_received would get a fresh 256 KiB bytes object per read instead, which CPython
         # allocates with mmap, shrinks with mremap and frees with munmap: three syscalls and a page fault
         # on every read, even of a 150 B message.
-        return _read_buffer()
+        self._rbuf = _read_buffer()
+        return self._rbuf
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_read_buffer()[:nbytes])
+        self.data_received(self._rbuf[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Feed a chunk (pipe transports and the memory transport call this directly)."""
@@ -343,15 +345,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         while not queue:
             if self._eof:
                 raise self.closed_error()
-            fut: asyncio.Future[None] = self._loop.create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if not fut.done():
-                    fut.cancel()
-                    if fut in self._waiters:
-                        self._waiters.remove(fut)
+            await self._park(self._waiters)
         item = queue.popleft()
         if not queue or self._reading_paused:
             self._after_pop()
@@ -367,16 +361,20 @@ class RpcProtocol(asyncio.BufferedProtocol):
     async def wait_writable(self) -> None:
         """Wait while the write buffer is above its high-water mark (raises ConnectionClosed if it closes)."""
         while self._write_paused and not self._closed:
-            fut: asyncio.Future[None] = self._loop.create_future()
-            self._write_waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if not fut.done():
-                    fut.cancel()
-                    if fut in self._write_waiters:
-                        self._write_waiters.remove(fut)
+            await self._park(self._write_waiters)
         self._check_send()
+
+    async def _park(self, waiters: list[asyncio.Future[None]]) -> None:
+        """Wait until ``_wake(waiters)``; a cancelled wait leaves no future behind in ``waiters``."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+                if fut in waiters:
+                    waiters.remove(fut)
 
     async def send(self, msg: Any) -> None:
         """Queue one message for the coalesced write of this loop iteration (waits under backpressure)."""
