@@ -501,8 +501,9 @@ class Codec:
             for line in lines:
                 size = len(line)
                 # the limit is on the line without its terminator, "\n" or "\r\n" (wire-format 2.1)
-                if size - line.endswith(b"\r") > limit:
-                    raise self._too_large(size - line.endswith(b"\r"), offset)
+                content = size - line.endswith(b"\r")
+                if content > limit:
+                    raise self._too_large(content, offset)
                 offset += size + 1
                 if not size:
                     continue
