@@ -157,31 +157,35 @@ class _PipeEcho:
         self.proc.stdout.close()
 
 
+async def _time_calls(session: ClientSession | None, echo: _PipeEcho, calls: int) -> list[float]:
+    """The latency of each of `calls` calls on `session` (None: round trips of the pipe echo)."""
+    clock = time.perf_counter
+    latencies: list[float] = []
+    for _ in range(calls):
+        t0 = clock()
+        if session is None:
+            echo.trip()
+        else:
+            await _call(session, "ping")
+        latencies.append(clock() - t0)
+    return latencies
+
+
 async def _interleaved_round_trips(rounds: int) -> dict[str, list[list[float]]]:
     """Per library, per round, the latencies of CALLS[library] calls; the libraries take turns each round."""
     out: dict[str, list[list[float]]] = {lib: [] for lib in CALL_LIBRARIES}
     echo = _PipeEcho()
     try:
-        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
-            sessions = _Sessions(stack)
-            for library in LIBRARIES:
-                await sessions.open_stdio(library)
-            await sessions.open_in_process(tg)
-            clock = time.perf_counter
-            for r in range(rounds):
-                shift = r % len(CALL_LIBRARIES)
-                for library in CALL_LIBRARIES[shift:] + CALL_LIBRARIES[:shift]:
-                    latencies: list[float] = []
-                    session = sessions.sessions.get(library)
-                    for _ in range(CALLS[library]):
-                        t0 = clock()
-                        if session is None:
-                            echo.trip()
-                        else:
-                            await _call(session, "ping")
-                        latencies.append(clock() - t0)
-                    out[library].append(latencies)
-            await stack.aclose()
+        async with anyio.create_task_group() as tg:  # the in-process server runs in tg
+            async with contextlib.AsyncExitStack() as stack:  # the sessions close first, then tg is cancelled
+                sessions = _Sessions(stack)
+                for library in LIBRARIES:
+                    await sessions.open_stdio(library)
+                await sessions.open_in_process(tg)
+                for r in range(rounds):
+                    shift = r % len(CALL_LIBRARIES)
+                    for library in CALL_LIBRARIES[shift:] + CALL_LIBRARIES[:shift]:
+                        out[library].append(await _time_calls(sessions.sessions.get(library), echo, CALLS[library]))
             tg.cancel_scope.cancel()
     finally:
         echo.close()
