@@ -38,6 +38,15 @@ def child_env(loop_name: str, opts: dict[str, Any] | None = None) -> dict[str, s
     return env
 
 
+async def start_child(
+    mode: str, loop_name: str, stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """``child.py MODE`` as a plain subprocess (not through rpcwire), on `loop_name`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, CHILD, mode, stdin=stdin, stdout=stdout, env=child_env(loop_name)
+    )
+
+
 def codec_pair(codec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(our codec kwargs, the child's options) for one CODECS case."""
     ours = dict(codec)
@@ -112,14 +121,7 @@ def test_stray_prints_in_stdio_server_go_to_stderr(run: Any, loop_name: str) -> 
 
 def test_stdio_gives_fds_back_on_close(run: Any, loop_name: str) -> None:
     async def main() -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            CHILD,
-            "after",
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=child_env(loop_name),
-        )
+        proc = await start_child("after", loop_name)
         out, _ = await proc.communicate(orjson.dumps(request(1)) + b"\n")
         assert out.splitlines() == [orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": {}}), b"after"]
         assert proc.returncode == 0
@@ -131,14 +133,7 @@ def test_stdin_eof_finishes_replies_in_flight(run: Any, loop_name: str) -> None:
     """Requests, then stdin closed at once: every reply (sent 50 ms later, from tasks) still arrives."""
 
     async def main() -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            CHILD,
-            "delayed",
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=child_env(loop_name),
-        )
+        proc = await start_child("delayed", loop_name)
         data = b"".join(orjson.dumps(request(i)) + b"\n" for i in range(200))
         out, _ = await proc.communicate(data)
         ids = sorted(orjson.loads(line)["id"] for line in out.splitlines())
@@ -159,9 +154,7 @@ def test_stdio_over_socketpairs(run: Any, loop_name: str, layout: str) -> None:
         else:
             theirs_out, ours_out = socket.socketpair()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, CHILD, "echo", stdin=theirs_in, stdout=theirs_out, env=child_env(loop_name)
-            )
+            proc = await start_child("echo", loop_name, stdin=theirs_in, stdout=theirs_out)
         finally:
             theirs_in.close()
             theirs_out.close()
@@ -195,9 +188,7 @@ def test_stdio_from_and_to_regular_files(run: Any, loop_name: str, tmp_path: Pat
         dst = tmp_path / "replies.jsonl"
         src.write_bytes(b"".join(orjson.dumps(request(i)) + b"\n" for i in range(500)))
         with src.open("rb") as fin, dst.open("wb") as fout:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, CHILD, "echo", stdin=fin, stdout=fout, env=child_env(loop_name)
-            )
+            proc = await start_child("echo", loop_name, stdin=fin, stdout=fout)
             assert await proc.wait() == 0
         ids = [orjson.loads(line)["id"] for line in dst.read_bytes().splitlines()]
         assert ids == list(range(500))
