@@ -3,7 +3,8 @@
 //!
 //! - strings: an ASCII check, then `PyUnicode_New(len, 127)` and a copy (else `PyUnicode_FromStringAndSize`);
 //! - object keys: a small direct-mapped cache owned by the decoder (so one per `Codec`: no global state, no
-//!   locking, and safe on free-threaded builds because `feed` takes `&mut self`);
+//!   locking, and safe on free-threaded builds because `feed` takes `&mut self`); short string values have one
+//!   too, which takes a value the second time in a row it misses (one-off ids and tokens pass by);
 //! - lists: built at their final size from a stack of finished items shared by the whole document;
 //! - the top-level object: while its members are inserted, what the JSON-RPC rules read of it (kinds of
 //!   `jsonrpc`/`id`/`method`/`params`/`result`/`error`, `error.code`/`error.message`, and whether
@@ -79,18 +80,42 @@ pub struct Decoded<'py> {
     pub recorded: Option<Recorded>,
 }
 
-/// A direct-mapped cache of short ASCII strings, so a repeated one is one object, not a new one each time.
-/// Each slot holds an exact compact ASCII `str` made by [`new_ascii`] (its length and characters are read
-/// from the object, which a hit touches anyway to take a reference).
-struct StrCache(Box<[Option<Py<PyString>>; CACHE_SLOTS]>);
+/// One slot of a [`StrCache`]: a string and the hash of its bytes, compared before the string is touched (a
+/// cached object not used lately is a cache miss to read).
+#[derive(Default)]
+struct Slot {
+    hash: u64,
+    string: Option<Py<PyString>>,
+}
 
-impl Default for StrCache {
-    fn default() -> Self {
-        Self(Box::new([const { None }; CACHE_SLOTS]))
-    }
+/// A direct-mapped cache of short ASCII strings, so a repeated one is one object, not a new one each time.
+/// Each slot holds an exact compact ASCII `str` made by [`new_ascii`]; a hit compares the hash first and then
+/// the characters, read from the object.
+struct StrCache {
+    slots: Box<[Slot; CACHE_SLOTS]>,
+    /// With second-chance admission (the value cache): per slot, the hash of the last string that missed it
+    /// uncached. A string is cached the second time in a row it misses its slot, so a stream of unique values
+    /// (ids, tokens) neither evicts the repeated ones nor costs a release of an old, cold object each.
+    missed: Option<Box<[u64; CACHE_SLOTS]>>,
 }
 
 impl StrCache {
+    /// A cache that holds every short ASCII string it is asked for (object keys repeat).
+    fn always() -> Self {
+        Self {
+            slots: Box::new(std::array::from_fn(|_| Slot::default())),
+            missed: None,
+        }
+    }
+
+    /// A cache that holds a string once it has been asked for twice (see [`StrCache::missed`]).
+    fn second_chance() -> Self {
+        Self {
+            missed: Some(Box::new([0; CACHE_SLOTS])),
+            ..Self::always()
+        }
+    }
+
     /// `s` as a `str`: the cached one when the cache holds it, else a new one (cached when short and ASCII).
     #[inline]
     fn get<'py>(&mut self, py: Python<'py>, s: &str, max_len: usize) -> PyResult<Bound<'py, PyString>> {
@@ -100,24 +125,37 @@ impl StrCache {
             // and spares a separate pass over a long one to find out.
             return new_utf8(py, s);
         }
-        let slot = &mut self.0[slot_of(bytes)];
-        if let Some(cached) = slot {
-            let ptr = cached.as_ptr();
-            // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated
-            // since (they are only handed out once cached): their data holds `length` bytes.
-            let held = unsafe {
-                let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
-                usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
-            };
-            if same_short(held, bytes) {
-                return Ok(cached.bind(py).clone());
+        let hash = hash_of(bytes);
+        // The top CACHE_BITS bits: always below CACHE_SLOTS.
+        let index = (hash >> (u64::BITS - CACHE_BITS)) as usize;
+        let slot = &mut self.slots[index];
+        if slot.hash == hash {
+            if let Some(cached) = &slot.string {
+                let ptr = cached.as_ptr();
+                // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated
+                // since (they are only handed out once cached): their data holds `length` bytes.
+                let held = unsafe {
+                    let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
+                    usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
+                };
+                if same_short(held, bytes) {
+                    return Ok(cached.bind(py).clone());
+                }
             }
         }
         if !s.is_ascii() {
             return new_utf8(py, s);
         }
         let string = new_ascii(py, s)?;
-        *slot = Some(string.clone().unbind());
+        if let Some(missed) = &mut self.missed {
+            let last = &mut missed[index];
+            if *last != hash {
+                *last = hash;
+                return Ok(string);
+            }
+        }
+        slot.hash = hash;
+        slot.string = Some(string.clone().unbind());
         Ok(string)
     }
 }
@@ -140,7 +178,6 @@ enum Tag {
 }
 
 /// Builds Python objects from JSON texts; one per `Codec`, reused for every message.
-#[derive(Default)]
 pub struct Decoder {
     keys: StrCache,
     /// Short string values (`"2.0"`, method names, enum-like values).
@@ -149,6 +186,17 @@ pub struct Decoder {
     stack: Vec<Py<PyAny>>,
     /// jiter's buffer for strings with escapes, kept between messages.
     tape: Vec<u8>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self {
+            keys: StrCache::always(),
+            values: StrCache::second_chance(),
+            stack: Vec::new(),
+            tape: Vec::new(),
+        }
+    }
 }
 
 impl Decoder {
@@ -374,9 +422,10 @@ fn check_depth(jiter: &Jiter<'_>, depth: usize) -> DecodeResult<()> {
     Ok(())
 }
 
-/// The cache slot of a key: its length and first and last (up to) eight bytes, mixed.
+/// The cache hash of a short string: its length and first and last (up to) eight bytes, mixed (the top
+/// [`CACHE_BITS`] bits pick the slot).
 #[inline]
-fn slot_of(bytes: &[u8]) -> usize {
+fn hash_of(bytes: &[u8]) -> u64 {
     let n = bytes.len();
     let (head, tail) = if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
         (u64::from_le_bytes(*head), u64::from_le_bytes(*tail))
@@ -389,8 +438,7 @@ fn slot_of(bytes: &[u8]) -> usize {
         let byte = |i: usize| bytes.get(i).map_or(0, |&b| u64::from(b));
         (byte(0) | (byte(1) << 8) | (byte(2) << 16), 0)
     };
-    let mixed = (head ^ tail.rotate_left(29) ^ (n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> (64 - CACHE_BITS)) as usize
+    (head ^ tail.rotate_left(29) ^ (n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// `a == b` for slices of the same short length, inline (a `memcmp` call costs more than the compare).

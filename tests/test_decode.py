@@ -129,6 +129,25 @@ def test_earlier_items_unchanged_by_later_messages() -> None:
     assert second == [{k: "other"} for k in colliding(30, 24)[::-1]]
 
 
+def test_short_values_are_shared_from_their_second_time() -> None:
+    codec = RUST(framing="length")
+    first, second, third = (result_of('{"units": "metric"}', codec)["units"] for _ in range(3))
+    assert first == second == third == "metric"
+    assert second is third  # cached when seen the second time in a row...
+    assert first is not second  # ...not the first, so a one-off value is never cached
+
+
+def test_unique_values_do_not_evict_repeated_ones() -> None:
+    codec = RUST(framing="length")
+    for _ in range(2):
+        cached = result_of('{"units": "metric"}', codec)["units"]
+    # Ten thousand one-off values (tokens, ids) pass through every slot of the value cache...
+    for i in range(10_000):
+        assert result_of(json.dumps({"token": f"tok-{i:08}"}), codec) == {"token": f"tok-{i:08}"}
+    # ...and the repeated value is still the one cached before them.
+    assert result_of('{"units": "metric"}', codec)["units"] is cached
+
+
 def test_cache_is_per_codec() -> None:
     a, b = RUST(framing="length"), RUST(framing="length")
     assert result_of('{"shared": "v"}', a) == result_of('{"shared": "v"}', b) == {"shared": "v"}
