@@ -138,6 +138,38 @@ def test_cancelled_receive_loses_nothing(run: Any) -> None:
     run(main())
 
 
+def test_iteration_stops_and_resumes_without_loss(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        for i in range(4):
+            await a.send(note(i))
+        got: list[int] = []
+        async for m in b:  # break out with items still queued...
+            got.append(m["params"]["i"])
+            if len(got) == 2:
+                break
+        assert (await anext(b))["params"]["i"] == 2  # ...and they are still there, for anext,
+        assert (await b.receive())["params"]["i"] == 3  # receive,
+
+        async def iterate() -> None:
+            got.extend([m["params"]["i"] async for m in b])
+
+        # an iteration cancelled while it waits takes nothing with it,
+        waiting = asyncio.create_task(iterate())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        for i in range(4, 7):
+            await a.send(note(i))
+        await a.close()
+        got.extend([m["params"]["i"] async for m in b])  # and a new async for.
+        assert got == [0, 1, 4, 5, 6]
+        await b.close()
+
+    run(main())
+
+
 def test_cancelled_receive_with_ready_item_keeps_it(run: Any) -> None:
     async def main() -> None:
         a, b = rpcwire.memory_pair()
