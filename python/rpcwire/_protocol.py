@@ -3,9 +3,13 @@
 Bytes arrive in ``data_received`` and go to ``codec.feed`` in one call per chunk; the decoded items wait in a
 deque until ``receive`` takes them. Messages handed to ``send`` in one loop iteration are encoded together by
 ``codec.encode_many`` (one FFI call) and leave in one ``transport.write``, with one exception for latency: when
-the connection is idle (nothing in the write buffer), the first send of an iteration is written at once, so a
-lone request or reply does not wait a loop iteration for the scheduled flush; the sends after it coalesce as
-usual. A busy connection (anything buffered) always coalesces.
+the connection is idle (nothing in the write buffer), the first send after a read (or after the last scheduled
+flush) is written at once and schedules nothing, so a lone request or reply costs no extra loop iteration; the
+sends after it coalesce as usual. A busy connection (anything buffered) always coalesces.
+
+Handler mode (``Transport.handle``): instead of queueing, each chunk's items go to a plain function in
+``data_received`` and its answers leave in one write; while they wait in a full write buffer, the items not yet
+handled are held and reading pauses.
 
 Flow control:
 
@@ -154,6 +158,10 @@ class RpcProtocol(asyncio.BufferedProtocol):
         self._rbuf = memoryview(b"")  # the buffer get_buffer last handed out (this thread's read buffer)
         self._reading_paused = False
         self._waiters: list[asyncio.Future[None]] = []
+        # Transport.handle: the function every item goes to instead of the queue, and what it raised
+        self._handler: Callable[[Any], Any] | None = None
+        self._handler_error: Exception | None = None
+        self._paused_for_writes = False  # reading paused because the handler's answers wait to be written
         self._eof = False  # no more items will arrive
         self._error: BaseException | None = None  # fatal codec error, raised once by receive
         self._error_raised = False
@@ -161,6 +169,8 @@ class RpcProtocol(asyncio.BufferedProtocol):
         # send side
         self._out: list[Any] = []
         self._flush_scheduled = False
+        # A send went out eagerly since the last read or scheduled flush: the next one coalesces instead.
+        self._wrote_eagerly = False
         self._flush_cap = FLUSH_FIRST_MESSAGES  # adapts to the message size seen (see FLUSH_TARGET_BYTES)
         self._write_paused = False
         self._write_waiters: list[asyncio.Future[None]] = []
@@ -204,6 +214,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         """Feed a chunk (pipe transports and the memory transport call this directly)."""
         if self._eof:
             return
+        self._wrote_eagerly = False
         self.bytes_in += len(data)
         try:
             items = self._codec.feed(data)
@@ -216,6 +227,13 @@ class RpcProtocol(asyncio.BufferedProtocol):
 
     def _push(self, items: list[Any]) -> None:
         self.messages_in += len(items)
+        if self._handler is not None:
+            self._partial_bytes = 0
+            self.dispatch(items)
+            return
+        self._enqueue(items)
+
+    def _enqueue(self, items: list[Any]) -> None:
         queue = self._queue
         queue.extend(items)
         self._queued_bytes += self._partial_bytes
@@ -239,6 +257,8 @@ class RpcProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._paused_for_writes:
+            self._resume_for_writes()
         if self._write_waiters:
             _wake(self._write_waiters)
 
@@ -385,12 +405,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         out = self._out
         out.append(msg)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
-            if self._idle():
-                # This first send of the iteration leaves now, so a lone request or reply pays no extra loop
-                # iteration; the sends that follow in the same iteration coalesce until the scheduled flush.
-                self.flush()
+            self._first_send()
         elif len(out) >= self._flush_cap:
             self.flush()
 
@@ -404,18 +419,90 @@ class RpcProtocol(asyncio.BufferedProtocol):
         if len(self._out) >= self._flush_cap:
             self.flush()
         elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
-            if self._idle():
-                self.flush()
+            self._first_send()
+
+    def dispatch(self, items: list[Any]) -> None:
+        """Handler mode (``Transport.handle``): pass each item to the handler now and send its answers, coalesced.
+
+        If the handler raises, it is removed, the items after the one that raised are queued for ``receive``,
+        and ``handle`` raises the error. When the answers fill the write buffer (the peer is not reading them),
+        the items not yet handled are held in the queue and reading pauses until ``resume_writing``.
+        """
+        handler = self._handler
+        if handler is None:
+            self._enqueue(items)
+            return
+        if self._paused_for_writes:  # earlier items are held: these wait behind them
+            self._queue.extend(items)
+            return
+        out = self._out
+        n = len(items)
+        i = 0
+        while i < n:
+            item = items[i]
+            i += 1
+            try:
+                answer = handler(item)
+            except Exception as exc:  # the handler's error ends handle(); the rest stay readable
+                self._handler = None
+                self._handler_error = exc
+                if i < n:
+                    self._enqueue(items[i:])
+                _wake(self._waiters)
+                break
+            if answer is not None:
+                out.append(answer)
+                if len(out) >= self._flush_cap:
+                    self.flush()
+                    out = self._out
+                    if self._write_paused and i < n:
+                        self._queue.extend(items[i:])
+                        self._pause_for_writes()
+                        return
+        if out:
+            self.flush()
+        if self._write_paused and self._handler is not None:
+            self._pause_for_writes()
+
+    def _pause_for_writes(self) -> None:
+        self._paused_for_writes = True
+        if not self._reading_paused:
+            self._pause_reading()
+
+    def _resume_for_writes(self) -> None:
+        """The handler's answers drained: handle the items held meanwhile, then read again."""
+        self._paused_for_writes = False
+        if self._handler is not None and self._queue:
+            held = list(self._queue)
+            self._queue.clear()
+            self.dispatch(held)
+            if self._eof:
+                _wake(self._waiters)  # handle() waits for the held items before it returns
+        if not self._paused_for_writes and self._reading_paused and not self._eof:
+            self._resume_reading()
 
     def _idle(self) -> bool:
         """Nothing waits in the write buffer: a write now goes straight to the kernel."""
         wt = self._wt
         return wt is not None and not wt.get_write_buffer_size()
 
+    def _first_send(self) -> None:
+        """A send found no flush scheduled: write now, or schedule the coalesced write.
+
+        The first send after a read (or after the last scheduled flush) on an idle connection leaves at once,
+        so a lone request or reply pays no extra loop iteration, and nothing is scheduled behind it. The
+        sends that follow coalesce until a flush scheduled for the next iteration.
+        """
+        if not self._wrote_eagerly and self._idle():
+            self._wrote_eagerly = True
+            self.flush()
+        else:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        self._wrote_eagerly = False
         self.flush()
 
     def flush(self) -> None:

@@ -34,7 +34,7 @@ class TransportStats:
 
 
 class Transport:
-    """One JSON-RPC connection: ``send``/``send_many``/``receive``/``async for``/``close``.
+    """One JSON-RPC connection: ``send``/``send_many``/``receive``/``async for``/``handle``/``close``.
 
     Built by ``rpcwire.connect``, ``serve`` (one per accepted connection), ``stdio``, ``spawn`` and
     ``memory_pair``; not constructed directly.
@@ -50,9 +50,9 @@ class Transport:
     propagates out of the loop.
 
     Sends issued in one loop iteration are encoded together and leave in one write; on an idle connection
-    (nothing in the write buffer) the first of them is written at once, so a lone request or reply pays no
-    extra loop iteration. ``send`` returns once the message is written or queued; it waits first while the
-    write buffer is above its high-water mark (backpressure).
+    (nothing in the write buffer) the first send after a read, or after the last coalesced write, is written
+    at once, so a lone request or reply pays no extra loop iteration. ``send`` returns once the message is
+    written or queued; it waits first while the write buffer is above its high-water mark (backpressure).
     A message that cannot be serialized is logged and its error is raised by the next ``send``/``send_many``.
     Messages queued when the connection drops are lost (nothing acknowledges delivery; JSON-RPC requests
     need their responses for that).
@@ -112,7 +112,7 @@ class Transport:
     async def send(self, msg: Any) -> None:
         """Send one message (a dict, a list for a batch, or ``bytes`` of already-serialized JSON).
 
-        Returns once the message is written (the first send of an iteration on an idle connection) or queued
+        Returns once the message is written (the first send after a read on an idle connection) or queued
         for this loop iteration's write; waits first while the peer is not reading fast enough (the write
         buffer is above its high-water mark).
 
@@ -127,10 +127,7 @@ class Transport:
         out = p._out
         out.append(msg)
         if not p._flush_scheduled:
-            p._flush_scheduled = True
-            p._loop.call_soon(p._scheduled_flush)
-            if p._idle():  # the first send of an iteration on an idle connection leaves now (see the class doc)
-                p.flush()
+            p._first_send()  # on an idle connection it leaves now (see the class doc)
         elif len(out) >= p._flush_cap:
             p.flush()
 
@@ -186,6 +183,50 @@ class Transport:
             if self._redial is not None:
                 p._drop_reported = True
             raise
+
+    async def handle(self, handler: Callable[[Any], Any]) -> None:
+        """Answer the peer from a plain function, the fastest way to serve.
+
+        Each incoming item (as ``receive`` would return it) is passed to ``handler(item)`` as soon as it is
+        decoded, inside the read callback: no task wakes up per message. What the handler returns, unless
+        ``None``, is sent back, and the answers to one read leave in one write. Items that arrived before
+        ``handle`` was called go first. While it runs, ``receive`` and ``async for`` get nothing; ``send``
+        works as usual (for notifications the handler does not return). When the answers fill the write
+        buffer, handling and reading pause until the peer reads them (memory stays bounded).
+
+        Returns when the peer closes or ``close`` is called. Cancelling it stops handling; later items queue
+        for ``receive`` again.
+
+        Raises:
+            Exception: whatever ``handler`` raised. Handling stops there; the items after that one stay
+                queued for ``receive``.
+            FramingError / FrameTooLarge / DecryptError: a fatal stream error ended the connection (its
+                complete items were handled first).
+            RuntimeError: the transport is already being handled.
+        """
+        p = self._proto
+        if p._handler is not None:
+            raise RuntimeError("this transport is already being handled")
+        p._handler = handler
+        p._handler_error = None
+        try:
+            if p._queue:
+                queued = list(p._queue)
+                p._queue.clear()
+                p._queued_bytes = 0
+                p.dispatch(queued)
+                if p._reading_paused and not p._paused_for_writes and not p._eof:
+                    p._resume_reading()
+            # At the peer's EOF, items held while the answers drain are still handled before returning.
+            while p._handler_error is None and (not p._eof or (p._paused_for_writes and p._queue and not p._closed)):
+                await p._park(p._waiters)
+            if p._handler_error is not None:
+                error, p._handler_error = p._handler_error, None
+                raise error
+            if p._error is not None and not p._error_raised:
+                raise p.closed_error()
+        finally:
+            p._handler = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         """Items until the peer closes, as ``receive`` returns them (``async for`` ends at ``ConnectionClosed``).

@@ -268,6 +268,32 @@ def test_concurrent_sends_in_one_iteration_leave_in_one_write(run: Any) -> None:
     run(main())
 
 
+def test_lone_sends_between_reads_leave_at_once(run: Any) -> None:
+    """Ping-pong: each request and each reply is written by its send, with no flush scheduled behind it."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        a_writes, b_writes = _count_writes(a), _count_writes(b)
+        for i in range(5):
+            await a.send(request(i))
+            assert len(a_writes) == i + 1
+            assert not a._proto._flush_scheduled
+            msg = await b.receive()
+            await b.send({"jsonrpc": "2.0", "id": msg["id"], "result": i})
+            assert len(b_writes) == i + 1
+            assert not b._proto._flush_scheduled
+            assert (await a.receive())["result"] == i
+        # a second send before the next read coalesces with whatever follows it in a scheduled flush
+        await a.send(note(1))
+        await a.send(note(2))
+        assert len(a_writes) == 6
+        assert a._proto._flush_scheduled
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 def test_small_messages_do_not_license_a_huge_batch_of_big_ones(run: Any) -> None:
     """After lone tiny messages, a burst of 64 KB ones is flushed in bounded batches, not one giant write."""
 
@@ -287,6 +313,150 @@ def test_small_messages_do_not_license_a_huge_batch_of_big_ones(run: Any) -> Non
         await asyncio.gather(read_all(), *(a.send(big) for _ in range(200)))
         assert sum(writes) > 200 * 65536
         assert max(writes) <= _protocol.FLUSH_FIRST_MESSAGES * 65600
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+# --- Transport.handle --------------------------------------------------------------------------------
+
+
+def answer(msg: Any) -> dict[str, Any] | None:
+    """Requests get their params back; notifications get nothing."""
+    if "id" in msg:
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"]}
+    return None
+
+
+def test_handle_answers_requests_in_order(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        seen: list[Any] = []
+
+        def handler(msg: Any) -> Any:
+            seen.append(msg)
+            return answer(msg)
+
+        await a.send(request(0, k=0))  # arrives before handle starts: handled first
+        await asyncio.sleep(0)
+        server = asyncio.create_task(b.handle(handler))
+        requests = [0]
+        for i in range(1, 500):
+            if i % 3:
+                requests.append(i)
+                await a.send(request(i, k=i))
+            else:
+                await a.send(note(i))
+        got = [await a.receive() for _ in requests]
+        assert got == [{"jsonrpc": "2.0", "id": i, "result": {"k": i}} for i in requests]
+        assert len(seen) == 500
+        assert b.stats.messages_in == 500
+        assert b._proto.queue_size() == 0
+        await a.close()
+        await asyncio.wait_for(server, 5)  # returns when the peer closes
+        await b.close()
+
+    run(main())
+
+
+def test_handle_error_stops_handling_and_keeps_the_rest(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+
+        def handler(msg: Any) -> Any:
+            if msg["params"]["k"] == 3:
+                raise KeyError("boom")
+            return answer(msg)
+
+        server = asyncio.create_task(b.handle(handler))
+        await asyncio.sleep(0)
+        await a.send_many([request(i, k=i) for i in range(6)])  # one write: one read on b
+        with pytest.raises(KeyError, match="boom"):
+            await asyncio.wait_for(server, 5)
+        assert [(await a.receive())["id"] for _ in range(3)] == [0, 1, 2]
+        # the items after the one that raised are queued, and receive works again
+        assert [(await b.receive())["id"] for _ in range(2)] == [4, 5]
+        await a.send(request(6, k=6))
+        assert (await b.receive())["id"] == 6
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_handle_cancelled_hands_back_to_receive(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        server = asyncio.create_task(b.handle(answer))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already being handled"):
+            await b.handle(answer)
+        await a.send(request(1, k=1))
+        assert (await a.receive())["id"] == 1
+        server.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await server
+        await a.send(request(2, k=2))
+        assert (await b.receive())["id"] == 2  # not handled: received
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_handle_returns_when_closed_locally(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        server = asyncio.create_task(b.handle(answer))
+        await asyncio.sleep(0)
+        await b.close()
+        await asyncio.wait_for(server, 5)
+        await a.close()
+
+    run(main())
+
+
+def test_handle_pauses_reading_while_answers_wait(run: Any) -> None:
+    """A peer that sends requests for big answers and does not read them: the handler's answers fill the write
+    buffer, handling and reading pause, and the requests wait instead of piling up answers here."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        big = "z" * 100_000
+        handled = 0
+
+        def handler(msg: Any) -> Any:
+            nonlocal handled
+            handled += 1
+            return {"jsonrpc": "2.0", "id": msg["id"], "result": big}
+
+        server = asyncio.create_task(b.handle(handler))
+        offered = 0
+
+        async def produce() -> None:
+            nonlocal offered
+            for i in range(2000):
+                await a.send(request(i))
+                offered += 1
+
+        producer = asyncio.create_task(produce())
+        for _ in range(300):
+            await asyncio.sleep(0)
+        assert b._proto._reading_paused
+        assert handled < offered  # the rest of the requests wait, unhandled
+        assert b._proto.queue_size() > 0  # (those that arrived are held in order)
+        # answered = what the peer's queue holds + this side's write buffer + one coalesced write
+        one_flush = max(_protocol.FLUSH_TARGET_BYTES, _protocol.FLUSH_MAX_MESSAGES * 100_050)
+        assert b._proto.write_buffer_size() <= _protocol.WRITE_HIGH_WATER + one_flush
+        assert handled * 100_000 <= _protocol.QUEUE_MAX_BYTES + _protocol.WRITE_HIGH_WATER + 2 * one_flush
+        # the peer reads the answers: reading resumes and every request is answered
+        stop = handled
+        got = [(await a.receive())["id"] for _ in range(stop + 50)]
+        assert got == list(range(stop + 50))
+        producer.cancel()
+        server.cancel()
+        await asyncio.gather(producer, server, return_exceptions=True)
         await a.close()
         await b.close()
 

@@ -114,6 +114,43 @@ def test_many_clients_nothing_lost_or_reordered(run: Any, kind: str, sock_dir: s
     run(main())
 
 
+def echo(msg: Any) -> Any:
+    """``echo_handler`` as a plain function for ``Transport.handle``."""
+    if isinstance(msg, rpcwire.ProtocolError):
+        return msg.to_error()
+    return {"jsonrpc": "2.0", "id": msg["id"], "result": msg.get("params")} if "id" in msg else None
+
+
+@pytest.mark.parametrize("codec", [{}, {"compression": "lz4"}], ids=["plain", "lz4"])
+def test_handle_serves_many_clients(run: Any, kind: str, sock_dir: str, codec: dict[str, Any]) -> None:
+    clients, per_client = 8, 2000
+
+    async def main() -> None:
+        server = await rpcwire.serve(lambda t: t.handle(echo), address_for(kind, sock_dir), **codec)
+        async with server:
+
+            async def take(t: rpcwire.Transport) -> list[Any]:
+                return [await t.receive() for _ in range(per_client)]
+
+            async def client(c: int) -> list[int]:
+                t = await rpcwire.connect(server.address, **codec)
+                await t.send(b'{"jsonrpc": "2.0", "id": -1, "method": ')  # a bad message is answered too
+                bad = await t.receive()
+                assert bad["error"]["code"] == -32700
+                reader = asyncio.create_task(take(t))
+                for i in range(per_client):
+                    await t.send(request(i, c=c, pad="p" * 100))
+                got = await reader
+                await t.close()
+                assert all(m["result"]["c"] == c for m in got)
+                return [m["id"] for m in got]
+
+            for got in await asyncio.gather(*(client(c) for c in range(clients))):
+                assert got == list(range(per_client))
+
+    run(main())
+
+
 def test_twenty_mib_message(run: Any, kind: str, sock_dir: str) -> None:
     async def main() -> None:
         limit = 64 * 2**20

@@ -64,17 +64,12 @@ class ServerLogic:
 
 
 async def serve_transport(t: Any) -> None:
-    """Run :class:`ServerLogic` on an rpcwire transport until the peer goes (the rpcwire and reference servers)."""
-    import rpcwire
+    """Run :class:`ServerLogic` on an rpcwire transport until the peer goes (the rpcwire and reference servers).
 
-    logic = ServerLogic()
-    try:
-        async for msg in t:
-            out = logic.on_message(msg)
-            if out is not None:
-                await t.send(out)
-    except rpcwire.ConnectionClosed:
-        pass
+    Through ``Transport.handle``, as a server whose logic needs no ``await`` is best written: the logic runs
+    as each read is decoded, like the `asyncio` baseline's ``data_received``.
+    """
+    await t.handle(ServerLogic().on_message)
 
 
 class NdjsonProtocol(asyncio.Protocol):
