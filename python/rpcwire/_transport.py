@@ -253,15 +253,9 @@ class Transport:
             yield item
 
     async def __anext__(self) -> Any:
-        p = self._proto
-        queue = p._queue
-        if queue:
-            item = queue.popleft()
-            if not queue or p._reading_paused:
-                p._after_pop()
-            return item
+        """``anext(t)``: ``receive``, ending with ``StopAsyncIteration`` where it raises ``ConnectionClosed``."""
         try:
-            return await self._receive_slow()
+            return await self.receive()
         except ConnectionClosed:
             raise StopAsyncIteration from None
 
