@@ -160,7 +160,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         self._waiters: list[asyncio.Future[None]] = []
         # Transport.handle: the function every item goes to instead of the queue, and what it raised
         self._handler: Callable[[Any], Any] | None = None
-        self._handler_error: Exception | None = None
+        self._handler_error: BaseException | None = None
         self._paused_for_writes = False  # reading paused because the handler's answers wait to be written
         self._eof = False  # no more items will arrive
         self._error: BaseException | None = None  # fatal codec error, raised once by receive
@@ -425,8 +425,9 @@ class RpcProtocol(asyncio.BufferedProtocol):
         """Handler mode (``Transport.handle``): pass each item to the handler now and send its answers, coalesced.
 
         If the handler raises, it is removed, the items after the one that raised are queued for ``receive``,
-        and ``handle`` raises the error. When the answers fill the write buffer (the peer is not reading them),
-        the items not yet handled are held in the queue and reading pauses until ``resume_writing``.
+        and ``handle`` raises the error; so it does if an answer cannot be serialized. When the answers fill
+        the write buffer (the peer is not reading them), the items not yet handled are held in the queue and
+        reading pauses until ``resume_writing``.
         """
         handler = self._handler
         if handler is None:
@@ -461,7 +462,12 @@ class RpcProtocol(asyncio.BufferedProtocol):
                         return
         if out:
             self.flush()
-        if self._write_paused and self._handler is not None:
+        if self._send_error is not None and self._handler is not None:
+            # An answer could not be serialized (the others were sent): handle() raises it, as send would.
+            self._handler = None
+            self._handler_error, self._send_error = self._send_error, None
+            _wake(self._waiters)
+        elif self._write_paused and self._handler is not None:
             self._pause_for_writes()
 
     def _pause_for_writes(self) -> None:

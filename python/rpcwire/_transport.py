@@ -200,6 +200,8 @@ class Transport:
         Raises:
             Exception: whatever ``handler`` raised. Handling stops there; the items after that one stay
                 queued for ``receive``.
+            TypeError / ValueError: an answer could not be serialized (it was not sent; the other answers
+                of that read were). Handling stops there.
             FramingError / FrameTooLarge / DecryptError: a fatal stream error ended the connection (its
                 complete items were handled first).
             RuntimeError: the transport is already being handled.

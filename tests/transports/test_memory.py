@@ -385,6 +385,28 @@ def test_handle_error_stops_handling_and_keeps_the_rest(run: Any) -> None:
     run(main())
 
 
+def test_handle_raises_for_an_answer_it_cannot_send(run: Any) -> None:
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+
+        def handler(msg: Any) -> Any:
+            result = object() if msg["id"] == 1 else msg["id"]  # not JSON
+            return {"jsonrpc": "2.0", "id": msg["id"], "result": result}
+
+        server = asyncio.create_task(b.handle(handler))
+        await asyncio.sleep(0)
+        await a.send_many([request(i) for i in range(3)])
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(server, 5)
+        assert [(await a.receive())["id"] for _ in range(2)] == [0, 2]  # the good answers went out
+        await b.send(note(9))  # the error was reported once, by handle
+        assert (await a.receive())["params"]["i"] == 9
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 def test_handle_cancelled_hands_back_to_receive(run: Any) -> None:
     async def main() -> None:
         a, b = rpcwire.memory_pair()
