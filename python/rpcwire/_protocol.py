@@ -258,7 +258,8 @@ class RpcProtocol(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         if self._paused_for_writes:
-            self._resume_for_writes()
+            self._paused_for_writes = False
+            self._handle_held()
         if self._write_waiters:
             _wake(self._write_waiters)
 
@@ -475,16 +476,28 @@ class RpcProtocol(asyncio.BufferedProtocol):
         if not self._reading_paused:
             self._pause_reading()
 
-    def _resume_for_writes(self) -> None:
-        """The handler's answers drained: handle the items held meanwhile, then read again."""
-        self._paused_for_writes = False
+    def start_handling(self, handler: Callable[[Any], Any]) -> None:
+        """Handler mode on (``Transport.handle``): the items queued so far go to ``handler`` first."""
+        self._handler = handler
+        self._handler_error = None
+        self._handle_held()
+
+    def handling_over(self) -> bool:
+        """``handle`` can return: the handler failed, or no item can arrive and none is held for it."""
+        if self._handler_error is not None:
+            return True
+        return self._eof and not (self._paused_for_writes and self._queue and not self._closed)
+
+    def _handle_held(self) -> None:
+        """Hand the queued items to the handler (if any), then read again unless its answers wait to be written."""
         if self._handler is not None and self._queue:
             held = list(self._queue)
             self._queue.clear()
+            self._queued_bytes = 0
             self.dispatch(held)
             if self._eof:
                 _wake(self._waiters)  # handle() waits for the held items before it returns
-        if not self._paused_for_writes and self._reading_paused and not self._eof:
+        if self._reading_paused and not self._paused_for_writes and not self._eof:
             self._resume_reading()
 
     def _idle(self) -> bool:

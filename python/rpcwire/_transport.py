@@ -209,18 +209,9 @@ class Transport:
         p = self._proto
         if p._handler is not None:
             raise RuntimeError("this transport is already being handled")
-        p._handler = handler
-        p._handler_error = None
         try:
-            if p._queue:
-                queued = list(p._queue)
-                p._queue.clear()
-                p._queued_bytes = 0
-                p.dispatch(queued)
-                if p._reading_paused and not p._paused_for_writes and not p._eof:
-                    p._resume_reading()
-            # At the peer's EOF, items held while the answers drain are still handled before returning.
-            while p._handler_error is None and (not p._eof or (p._paused_for_writes and p._queue and not p._closed)):
+            p.start_handling(handler)
+            while not p.handling_over():
                 await p._park(p._waiters)
             if p._handler_error is not None:
                 error, p._handler_error = p._handler_error, None
