@@ -131,7 +131,7 @@ impl Seen {
     }
 }
 
-/// The top-level members [`classify`] reads.
+/// The top-level members [`classify`] reads (in the order [`Recorded`] keeps them; `Error` stays last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleKey {
     Jsonrpc,
@@ -143,6 +143,9 @@ pub enum RuleKey {
 }
 
 impl RuleKey {
+    /// How many there are.
+    pub const COUNT: usize = Self::Error as usize + 1;
+
     /// The rule key a member name is, if any.
     #[inline]
     #[must_use]
@@ -202,12 +205,8 @@ impl ErrorMembers {
 /// decoded object. Classify it through [`Recorded::node`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
-    jsonrpc: Option<Seen>,
-    id: Option<Seen>,
-    method: Option<Seen>,
-    params: Option<Seen>,
-    result: Option<Seen>,
-    error: Option<Seen>,
+    /// Per [`RuleKey`] (its discriminant is the index), the member as seen, if present.
+    members: [Option<Seen>; RuleKey::COUNT],
     /// `code` and `message` of the `"error"` member when it is an object.
     error_members: ErrorMembers,
 }
@@ -216,18 +215,10 @@ impl Recorded {
     /// Note the member `key`; `error_members` is only read for [`RuleKey::Error`] with an object value.
     #[inline]
     pub fn note(&mut self, key: RuleKey, seen: Seen, error_members: ErrorMembers) {
-        let slot = match key {
-            RuleKey::Jsonrpc => &mut self.jsonrpc,
-            RuleKey::Id => &mut self.id,
-            RuleKey::Method => &mut self.method,
-            RuleKey::Params => &mut self.params,
-            RuleKey::Result => &mut self.result,
-            RuleKey::Error => {
-                self.error_members = error_members;
-                &mut self.error
-            }
-        };
-        *slot = Some(seen);
+        if key == RuleKey::Error {
+            self.error_members = error_members;
+        }
+        self.members[key as usize] = Some(seen);
     }
 
     /// The recorded object as a [`JsonNode`] for [`classify`].
@@ -257,20 +248,13 @@ impl JsonNode for RecordedNode<'_> {
     fn member(&self, key: &str) -> Option<Self> {
         match self {
             Self::Object(rec) => {
-                let seen = match RuleKey::of(key)? {
-                    RuleKey::Jsonrpc => rec.jsonrpc,
-                    RuleKey::Id => rec.id,
-                    RuleKey::Method => rec.method,
-                    RuleKey::Params => rec.params,
-                    RuleKey::Result => rec.result,
-                    RuleKey::Error => {
-                        return rec.error.map(|seen| match seen.kind {
-                            JsonKind::Object => Self::ErrorObject(rec.error_members),
-                            _ => Self::Value(seen),
-                        })
-                    }
-                }?;
-                Some(Self::Value(seen))
+                let key = RuleKey::of(key)?;
+                let seen = rec.members[key as usize]?;
+                Some(if key == RuleKey::Error && seen.kind == JsonKind::Object {
+                    Self::ErrorObject(rec.error_members)
+                } else {
+                    Self::Value(seen)
+                })
             }
             Self::ErrorObject(members) => {
                 let kind = match ErrorKey::of(key)? {
