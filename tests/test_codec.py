@@ -207,6 +207,51 @@ def test_key_order_preserved(codec_cls: Any) -> None:
     assert codec_cls(framing="length").encode(msg)[4:] == b'{"params":{"z":1,"a":2,"m":3},"method":"m","jsonrpc":"2.0"}'
 
 
+class Slots:
+    """An instance whose ``__dict__`` is a split table (values kept apart from the shared keys)."""
+
+    def __init__(self) -> None:
+        self.b = 1
+        self.a = [2]
+
+
+def dict_shapes() -> dict[str, dict[Any, Any]]:
+    """Dicts whose tables the encoder walks differently, each with the members orjson writes."""
+    holes = {f"k{i}": i for i in range(20)}
+    for i in range(0, 20, 3):
+        del holes[f"k{i}"]
+    general = {0: "int key first", "b": 1, "a": {"x": None}}
+    del general[0]  # a table that once held a non-str key keeps its hash-carrying entries
+    emptied = {"a": 1}
+    del emptied["a"]
+    return {
+        "small": {"b": 1, "a": "x"},
+        "deleted_and_reinserted": {**holes, "k0": "back"} | holes,
+        "holes": holes,
+        "general": general,
+        "emptied": emptied,
+        "split": Slots().__dict__,
+        "two_byte_index": {f"key{i}": i for i in range(300)},
+        "four_byte_index": {f"key{i}": i for i in range(70_000)},
+    }
+
+
+@pytest.mark.parametrize("shape", list(dict_shapes()))
+def test_every_dict_table_encodes_as_orjson_does(codec_cls: Any, shape: str) -> None:
+    value = dict_shapes()[shape]
+    msg = message(value)
+    assert codec_cls(framing="length").encode(msg)[4:] == orjson.dumps(msg)
+    expected = orjson.dumps(msg) + b"\n" + orjson.dumps(value) + b"\n"
+    assert codec_cls(framing="ndjson").encode_many([msg, value]) == expected
+
+
+def test_non_str_key_left_in_a_table_is_refused(codec_cls: Any) -> None:
+    mixed = {"a": 1, 2: "b"}
+    del mixed["a"]
+    with pytest.raises(TypeError, match="key must be str"):
+        codec_cls().encode(message(mixed))
+
+
 @pytest.mark.parametrize(
     "value",
     [{1, 2}, object(), 1 + 2j, Decimal("1.5"), b"bytes inside", bytearray(b"x"), {1: "int key"}, {None: 1}],
