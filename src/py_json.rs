@@ -1,7 +1,7 @@
 //! Python objects -> compact JSON bytes in one pass, byte for byte what `orjson.dumps` writes
 //! (docs/wire-format.md 1), except that integers outside 64 bits are written in full.
 //!
-//! The hot path walks the objects through borrowed `PyObject` pointers (`PyDict_Next`,
+//! The hot path walks the objects through borrowed `PyObject` pointers (dict entry tables, `PyDict_Next`,
 //! `PyList_GET_ITEM`, exact type checks on `ob_type`), as orjson does: no reference counting or
 //! `Bound` wrappers per value. That is sound because the caller holds a reference to the root and
 //! holds the GIL, and nothing here runs Python code (no `__iter__`, `__str__`, hooks or GC-tracked
