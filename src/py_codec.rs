@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBaseException, PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
@@ -159,19 +159,42 @@ impl Codec {
     /// Decode a chunk of the input stream; `b""` marks the end of input.
     #[pyo3(signature = (data, /))]
     fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let items = PyList::empty(py);
-        if let Ok(bytes) = data.cast::<PyBytes>() {
-            // bytes are immutable: parse straight from them.
-            self.feed_slice(py, bytes.as_bytes(), &items)?;
-        } else {
-            // bytearray / memoryview (every socket read: the transports read into one reused buffer): copy
-            // first, the caller may mutate them; into the kept scratch buffer, so no allocation per chunk.
-            let mut owned = self.take_scratch();
-            let fed = copy_buffer_into(py, data, &mut owned).and_then(|()| self.feed_slice(py, &owned, &items));
-            self.keep_scratch(owned);
-            fed?;
+        let mut sink = Sink::List(PyList::empty(py));
+        self.feed_into(py, data, &mut sink)?;
+        Ok(sink.into_items())
+    }
+
+    /// `feed`, handing each item to `handler` as soon as it is decoded instead of returning them all.
+    #[pyo3(signature = (data, handler, answers, max_answers, /))]
+    fn feed_each<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        handler: Bound<'py, PyAny>,
+        answers: Bound<'py, PyList>,
+        max_answers: usize,
+    ) -> PyResult<(usize, Option<Py<PyBaseException>>, Bound<'py, PyList>)> {
+        let mut sink = Sink::Handler(Handing {
+            handler,
+            answers,
+            max_answers,
+            handled: 0,
+            error: None,
+            rest: PyList::empty(py),
+        });
+        let fed = self.feed_into(py, data, &mut sink);
+        let Sink::Handler(handing) = sink else {
+            unreachable!("the sink built above")
+        };
+        match (fed, handing.error) {
+            (Ok(()), error) => Ok((handing.handled, error.map(|e| e.into_value(py)), handing.rest)),
+            // A fatal error after the handler failed: the decoder is poisoned, so the next call raises it;
+            // report the handler's error now, with the items decoded after it.
+            (Err(_fatal), Some(error)) if self.decoder.poisoned().is_some() => {
+                Ok((handing.handled, Some(error.into_value(py)), handing.rest))
+            }
+            (Err(err), _) => Err(err),
         }
-        Ok(items)
     }
 
     /// Serialize one message (dict), batch (list) or pre-serialized JSON (bytes) into one frame.
@@ -375,7 +398,22 @@ impl Codec {
         Ok(())
     }
 
-    fn feed_slice(&mut self, py: Python<'_>, data: &[u8], items: &Bound<'_, PyList>) -> PyResult<()> {
+    /// Decode `data` (any bytes-like object) into `sink`.
+    fn feed_into<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, sink: &mut Sink<'py>) -> PyResult<()> {
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            // bytes are immutable: parse straight from them.
+            return self.feed_slice(py, bytes.as_bytes(), sink);
+        }
+        // bytearray / memoryview (every socket read: the transports read into one reused buffer): copy
+        // first, the caller may mutate them (so may a handler); into the kept scratch buffer, so no
+        // allocation per chunk.
+        let mut owned = self.take_scratch();
+        let fed = copy_buffer_into(py, data, &mut owned).and_then(|()| self.feed_slice(py, &owned, sink));
+        self.keep_scratch(owned);
+        fed
+    }
+
+    fn feed_slice<'py>(&mut self, py: Python<'py>, data: &[u8], items: &mut Sink<'py>) -> PyResult<()> {
         let Self {
             decoder,
             envelope,
@@ -405,10 +443,81 @@ impl Codec {
     }
 }
 
-/// Hand the items this chunk completed before a fatal error to the caller as the error's `items`
-/// attribute, so a stream's last good messages are not lost with it.
-fn with_items(py: Python<'_>, err: PyErr, items: &Bound<'_, PyList>) -> PyErr {
-    if let Err(attr_error) = err.value(py).setattr("items", items) {
+/// Where decoded items go.
+enum Sink<'py> {
+    /// `feed`: into the list it returns.
+    List(Bound<'py, PyList>),
+    /// `feed_each`: to a handler.
+    Handler(Handing<'py>),
+}
+
+/// `feed_each`'s state: each item goes to `handler` as it is decoded, and dies when the handler is done with
+/// it, unless kept. (A chunk's items built all at once live together until the last is handled: a
+/// 64 KiB read of small messages is hundreds of dicts, enough to set off `CPython`'s cyclic GC on each read,
+/// which then walks them.)
+struct Handing<'py> {
+    handler: Bound<'py, PyAny>,
+    /// The handler's answers that are not `None`, appended in order.
+    answers: Bound<'py, PyList>,
+    /// Stop handing items out once `answers` holds this many (the caller writes them first).
+    max_answers: usize,
+    /// Items handed to the handler (the one that raised included).
+    handled: usize,
+    /// What the handler raised (an `Exception`): no more items go to it.
+    error: Option<PyErr>,
+    /// Items decoded but not handed out, once the handler raised or `answers` filled.
+    rest: Bound<'py, PyList>,
+}
+
+impl<'py> Sink<'py> {
+    #[inline]
+    fn append(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
+        match self {
+            Self::List(items) => items.append(item),
+            Self::Handler(handing) => handing.give(item),
+        }
+    }
+
+    fn into_items(self) -> Bound<'py, PyList> {
+        match self {
+            Self::List(items) => items,
+            Self::Handler(handing) => handing.rest,
+        }
+    }
+}
+
+impl<'py> Handing<'py> {
+    #[inline]
+    fn give(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
+        if self.error.is_some() || self.answers.len() >= self.max_answers {
+            return self.rest.append(item);
+        }
+        self.handled += 1;
+        match self.handler.call1((item,)) {
+            Ok(answer) if answer.is_none() => Ok(()),
+            Ok(answer) => self.answers.append(answer),
+            Err(error) if error.is_instance_of::<PyException>(self.handler.py()) => {
+                self.error = Some(error);
+                Ok(())
+            }
+            // KeyboardInterrupt, SystemExit, ...: through, as from any callback.
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Hand the items this chunk completed before a fatal error (and did not hand to a handler) to the caller
+/// as the error's `items` attribute, so a stream's last good messages are not lost with it; with a
+/// handler, `handled` says how many it was given.
+fn with_items(py: Python<'_>, err: PyErr, sink: &Sink<'_>) -> PyErr {
+    let value = err.value(py);
+    let set = match sink {
+        Sink::List(items) => value.setattr("items", items),
+        Sink::Handler(handing) => value
+            .setattr("items", &handing.rest)
+            .and_then(|()| value.setattr("handled", handing.handled)),
+    };
+    if let Err(attr_error) = set {
         // Only a Python-level failure (e.g. MemoryError) can land here: report that instead.
         return attr_error;
     }
@@ -416,13 +525,13 @@ fn with_items(py: Python<'_>, err: PyErr, items: &Bound<'_, PyList>) -> PyErr {
 }
 
 /// Turn one frame into items.
-fn handle_frame(
-    py: Python<'_>,
+fn handle_frame<'py>(
+    py: Python<'py>,
     json: &mut Decoder,
     envelope: &mut Envelope,
     framing: Framing,
     frame: &Frame<'_>,
-    items: &Bound<'_, PyList>,
+    items: &mut Sink<'py>,
 ) -> Result<(), Stop> {
     let payload = frame.payload;
     if !framing.is_binary() {
@@ -460,12 +569,12 @@ fn handle_frame(
 }
 
 /// Parse one message and append its item: the dict or batch, or a `ParseError`/`InvalidRequest`.
-fn push_message(
-    py: Python<'_>,
+fn push_message<'py>(
+    py: Python<'py>,
     builder: &mut Decoder,
     json: &[u8],
     frame: &Frame<'_>,
-    items: &Bound<'_, PyList>,
+    items: &mut Sink<'py>,
 ) -> Result<(), Stop> {
     let Decoded { value, recorded } = match builder.decode(py, json) {
         Ok(decoded) => decoded,
@@ -493,7 +602,7 @@ fn push_message(
         TopLevel::Message(_) => items.append(value)?,
         TopLevel::Invalid(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
         TopLevel::Batch => {
-            let list = value.cast::<PyList>().map_err(PyErr::from)?;
+            let list = value.cast::<PyList>().map_err(PyErr::from)?.clone();
             if list.is_empty() {
                 items.append(invalid_request_item(py, jsonrpc::EMPTY_BATCH, None)?)?;
                 return Ok(());
@@ -503,7 +612,7 @@ fn push_message(
                     list.set_item(i, invalid_request_item(py, detail, answerable_id(&element))?)?;
                 }
             }
-            items.append(list)?;
+            items.append(value)?;
         }
     }
     Ok(())

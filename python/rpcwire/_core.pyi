@@ -1,6 +1,6 @@
 """Stubs for the Rust extension `rpcwire._core` (kept in step by stubtest)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
 from typing import Any, Literal, final
 
@@ -96,6 +96,40 @@ class Codec:
         After ``FrameTooLarge``, ``FramingError`` or ``DecryptError`` the codec is poisoned: every later
         ``feed`` raises the same error again. Items completed before the error in the same chunk are on the
         error's ``items`` attribute.
+        """
+
+    def feed_each(
+        self,
+        data: bytes | bytearray | memoryview,
+        handler: Callable[[_Item], Any],
+        answers: list[Any],
+        max_answers: int,
+        /,
+    ) -> tuple[int, Exception | None, list[_Item]]:
+        """``feed``, handing each item to ``handler`` as soon as it is decoded instead of returning them.
+
+        Each item lives only as long as the handler keeps it, so a chunk of many small messages does not
+        build them all first (which also sets off CPython's cyclic GC on large chunks). This is what
+        ``Transport.handle`` runs on.
+
+        Arguments:
+            data: as for ``feed``.
+            handler: called with each item, in order.
+            answers: the handler's results that are not ``None`` are appended to it, in order.
+            max_answers: once ``answers`` holds this many, the rest of the chunk's items are returned
+                instead of handed out (the caller writes the answers first).
+
+        Returns:
+            ``(handled, error, rest)``: how many items the handler was given; the ``Exception`` it raised,
+            after which it was given no more (``None`` if it did not raise); and the items decoded from
+            ``data`` but not given to it, in order.
+
+        Raises:
+            As ``feed``, once the items before the bad frame were handed out: the error's ``items`` are the
+            ones decoded but not handed out and its ``handled`` how many were. (If the handler had raised
+            before, that is reported instead, and the poisoned codec raises the fatal error on the next call.)
+            An exception that is not an ``Exception`` (``KeyboardInterrupt``, ...) raised by the handler
+            propagates at once.
         """
 
     def encode(self, msg: dict[str, Any] | list[Any] | bytes, /) -> bytes:

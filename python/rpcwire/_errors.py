@@ -96,10 +96,13 @@ class FramingError(RpcWireError):
 
     Attributes:
         items: the items ``Codec.feed`` completed from the same chunk before the error (empty when none),
-            so the messages that arrived before a bad frame are not lost with it.
+            so the messages that arrived before a bad frame are not lost with it. From ``Codec.feed_each``:
+            the ones it did not hand to the handler.
+        handled: from ``Codec.feed_each``, how many items of the chunk it handed to the handler (else 0).
     """
 
     items: list[Any] = []  # noqa: RUF012 - read-only default; the codec sets a fresh list per raise
+    handled: int = 0
 
 
 class FrameTooLarge(FramingError):
@@ -112,9 +115,11 @@ class DecryptError(RpcWireError):
 
     Attributes:
         items: as ``FramingError.items``.
+        handled: as ``FramingError.handled``.
     """
 
     items: list[Any] = []  # noqa: RUF012 - read-only default; the codec sets a fresh list per raise
+    handled: int = 0
 
 
 class ConnectionClosed(RpcWireError, ConnectionError):

@@ -79,6 +79,10 @@ class CodecLike(Protocol):
 
     def feed(self, data: bytes | memoryview, /) -> list[Any]: ...
 
+    def feed_each(
+        self, data: bytes | memoryview, handler: Callable[[Any], Any], answers: list[Any], max_answers: int, /
+    ) -> tuple[int, Exception | None, list[Any]]: ...
+
     def encode(self, msg: Any, /) -> bytes: ...
 
     def encode_many(self, msgs: Sequence[Any], /) -> bytes: ...
@@ -216,6 +220,10 @@ class RpcProtocol(asyncio.BufferedProtocol):
             return
         self._wrote_eagerly = False
         self.bytes_in += len(data)
+        handler = self._handler
+        if handler is not None and not self._paused_for_writes:
+            self._feed_each(data, handler)
+            return
         try:
             items = self._codec.feed(data)
         except Exception as exc:  # a fatal codec error (or a codec bug): the stream ends here
@@ -224,6 +232,39 @@ class RpcProtocol(asyncio.BufferedProtocol):
         self._partial_bytes += len(data)
         if items:
             self._push(items)
+
+    def _feed_each(self, data: bytes | memoryview, handler: Callable[[Any], Any]) -> None:
+        """Handler mode: decode a chunk, each item straight to the handler (see ``dispatch`` for the rules)."""
+        out = self._out
+        try:
+            handled, error, rest = self._codec.feed_each(data, handler, out, self._flush_cap)
+        except Exception as exc:  # a fatal codec error: the items before it were handled, their answers go out
+            self.messages_in += getattr(exc, "handled", 0)
+            self._partial_bytes = 0
+            self.flush()
+            self._fatal(exc)
+            return
+        self.messages_in += handled + len(rest)
+        self._partial_bytes = 0
+        if error is not None:
+            self._handler_failed(error, rest)
+        elif rest:  # the answers reached the flush cap: write them, then go on as dispatch does
+            self.flush()
+            if self._write_paused:
+                self._queue.extend(rest)
+                self._pause_for_writes()
+                return
+            self.dispatch(rest)
+            return
+        self._after_dispatch()
+
+    def _handler_failed(self, error: Exception, rest: list[Any]) -> None:
+        """The handler raised: ``handle`` raises it, and the items it was not given are left for ``receive``."""
+        self._handler = None
+        self._handler_error = error
+        if rest:
+            self._enqueue(rest)
+        _wake(self._waiters)
 
     def _push(self, items: list[Any]) -> None:
         self.messages_in += len(items)
@@ -446,11 +487,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
             try:
                 answer = handler(item)
             except Exception as exc:  # the handler's error ends handle(); the rest stay readable
-                self._handler = None
-                self._handler_error = exc
-                if i < n:
-                    self._enqueue(items[i:])
-                _wake(self._waiters)
+                self._handler_failed(exc, items[i:])
                 break
             if answer is not None:
                 out.append(answer)
@@ -461,7 +498,12 @@ class RpcProtocol(asyncio.BufferedProtocol):
                         self._queue.extend(items[i:])
                         self._pause_for_writes()
                         return
-        if out:
+        self._after_dispatch()
+
+    def _after_dispatch(self) -> None:
+        """Write the answers of the items just handled; stop handling if one could not be serialized, and
+        hold what comes next if they filled the write buffer."""
+        if self._out:
             self.flush()
         if self._send_error is not None and self._handler is not None:
             # An answer could not be serialized (the others were sent): handle() raises it, as send would.

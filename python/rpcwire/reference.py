@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeAlias
@@ -471,6 +471,42 @@ class Codec:
             self._buf = bytearray()
             raise
         return out
+
+    def feed_each(
+        self,
+        data: bytes | bytearray | memoryview,
+        handler: Callable[[Item], Any],
+        answers: list[Any],
+        max_answers: int,
+        /,
+    ) -> tuple[int, Exception | None, list[Item]]:
+        """:meth:`feed`, handing each item to `handler` (as ``rpcwire.Codec.feed_each``, which documents it)."""
+        fatal: FramingError | DecryptError | None = None
+        try:
+            items = self.feed(data)
+        except (FramingError, DecryptError) as exc:
+            fatal = exc
+            items = getattr(exc, "items", [])
+        handled = 0
+        error: Exception | None = None
+        rest: list[Item] = []
+        for item in items:
+            if error is not None or len(answers) >= max_answers:
+                rest.append(item)
+                continue
+            handled += 1
+            try:
+                answer = handler(item)
+            except Exception as exc:  # reported to the caller, as rpcwire.Codec does
+                error = exc
+                continue
+            if answer is not None:
+                answers.append(answer)
+        if fatal is not None and error is None:
+            fatal.items = rest
+            fatal.handled = handled
+            raise fatal
+        return handled, error, rest
 
     def _detect(self, first: int) -> None:
         if first in b"{[ \t\r\n":

@@ -483,3 +483,49 @@ def test_handle_pauses_reading_while_answers_wait(run: Any) -> None:
         await b.close()
 
     run(main())
+
+
+def test_handle_writes_the_answers_of_a_big_read_in_batches(run: Any) -> None:
+    """One read of thousands of requests: the answers leave in several coalesced writes (each at most the flush
+    cap), all of them, in order."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        writes = _count_writes(b)
+        server = asyncio.create_task(b.handle(answer))
+        await asyncio.sleep(0)
+        await a.send_many([request(i, k=i) for i in range(3000)])  # one write: one read on b
+
+        async def collect() -> list[Any]:
+            return [(await a.receive())["id"] for _ in range(3000)]
+
+        assert await asyncio.wait_for(collect(), 10) == list(range(3000))
+        assert 3000 // _protocol.FLUSH_MAX_MESSAGES <= len(writes) < 3000 // _protocol.FLUSH_MIN_MESSAGES
+        assert b.stats.messages_in == 3000
+        await a.close()
+        await asyncio.wait_for(server, 5)
+        await b.close()
+
+    run(main())
+
+
+def test_handle_answers_what_came_before_a_fatal_frame(run: Any) -> None:
+    """A read that holds good requests and then a frame the codec cannot go past: the requests are handled and
+    answered, then the connection ends and handle raises the stream's error."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair(framing="length", max_frame_size=10_000)
+        server = asyncio.create_task(b.handle(answer))
+        await asyncio.sleep(0)
+        good = rpcwire.Codec(framing="length").encode_many([request(i, k=i) for i in range(3)])
+        a._proto._wt.write(good + (50_000).to_bytes(4, "big"))  # then a frame over max_frame_size
+        assert [(await a.receive())["id"] for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(rpcwire.FrameTooLarge):
+            await asyncio.wait_for(server, 5)
+        assert b.stats.messages_in == 3
+        with pytest.raises(rpcwire.ConnectionClosed):
+            await a.receive()
+        await a.close()
+        await b.close()
+
+    run(main())
