@@ -47,6 +47,7 @@ __all__ = (
     "CodecLike",
     "RpcProtocol",
     "codec_kwargs",
+    "drop_waiter",
     "new_codec",
 )
 
@@ -126,6 +127,14 @@ def _wake(waiters: list[asyncio.Future[None]]) -> None:
         if not fut.done():
             fut.set_result(None)
     waiters.clear()
+
+
+def drop_waiter(fut: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+    """After a wait on ``RpcProtocol.new_waiter``: if it did not complete (it was cancelled), forget it."""
+    if not fut.done():
+        fut.cancel()
+        if fut in waiters:
+            waiters.remove(fut)
 
 
 #: What a socket transport reads into at a time: one buffer per thread, reused for every read of every
@@ -208,7 +217,8 @@ class RpcProtocol(asyncio.BufferedProtocol):
         # buffer. Plain data_received would get a fresh 256 KiB bytes object per read instead, which CPython
         # allocates with mmap, shrinks with mremap and frees with munmap: three syscalls and a page fault
         # on every read, even of a 150 B message.
-        self._rbuf = _read_buffer()
+        if not self._rbuf:  # a protocol runs on its loop's thread: that thread's buffer, fetched once
+            self._rbuf = _read_buffer()
         return self._rbuf
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -428,15 +438,17 @@ class RpcProtocol(asyncio.BufferedProtocol):
 
     async def _park(self, waiters: list[asyncio.Future[None]]) -> None:
         """Wait until ``_wake(waiters)``; a cancelled wait leaves no future behind in ``waiters``."""
-        fut: asyncio.Future[None] = self._loop.create_future()
-        waiters.append(fut)
+        fut = self.new_waiter(waiters)
         try:
             await fut
         finally:
-            if not fut.done():
-                fut.cancel()
-                if fut in waiters:
-                    waiters.remove(fut)
+            drop_waiter(fut, waiters)
+
+    def new_waiter(self, waiters: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+        """A future ``_wake(waiters)`` completes: await it, then always ``drop_waiter`` it."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters.append(fut)
+        return fut
 
     async def send(self, msg: Any) -> None:
         """Queue one message for the coalesced write of this loop iteration (waits under backpressure)."""
@@ -588,10 +600,12 @@ class RpcProtocol(asyncio.BufferedProtocol):
             # Aim at FLUSH_TARGET_BYTES per write; grow only after full batches, at most 2x a time, so a run of
             # tiny messages (or one lone one) cannot license thousands of big ones in a single encode_many.
             n = len(out)
-            grown = max(self._flush_cap, 2 * n)
-            self._flush_cap = min(
-                FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, min(grown, FLUSH_TARGET_BYTES * n // size))
-            )
+            cap = self._flush_cap
+            if 2 * n > cap or FLUSH_TARGET_BYTES * n < cap * size:  # else the cap stays as it is
+                grown = max(cap, 2 * n)
+                self._flush_cap = min(
+                    FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, min(grown, FLUSH_TARGET_BYTES * n // size))
+                )
             wt.write(data)
 
     def _encode_each(self, out: list[Any]) -> bytes:

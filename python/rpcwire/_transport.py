@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import ConnectionClosed
-from ._protocol import RpcProtocol
+from ._protocol import RpcProtocol, drop_waiter
 
 __all__ = ("Opening", "Transport", "TransportStats", "TransportType")
 
@@ -164,12 +164,22 @@ class Transport:
         """
         p = self._proto
         queue = p._queue
-        if queue:
-            item = queue.popleft()
-            if not queue or p._reading_paused:
-                p._after_pop()
-            return item
-        return await self._receive_slow()
+        if not queue:
+            if p._eof or self._user_closed or self._redial is not None:
+                return await self._receive_slow()
+            # Wait right here: a client's every reply arrives while it waits, and each coroutine layer of the
+            # general path (_receive_slow, RpcProtocol.receive, _park) costs a frame and an await.
+            fut = p.new_waiter(p._waiters)
+            try:
+                await fut
+            finally:
+                drop_waiter(fut, p._waiters)
+            if not queue:  # woken by the end of the stream, or by an item another receiver took
+                return await self._receive_slow()
+        item = queue.popleft()
+        if not queue or p._reading_paused:
+            p._after_pop()
+        return item
 
     async def _receive_slow(self) -> Any:
         if self._user_closed:

@@ -170,6 +170,32 @@ def test_iteration_stops_and_resumes_without_loss(run: Any) -> None:
     run(main())
 
 
+def test_concurrent_receivers_each_get_one_item(run: Any) -> None:
+    """Two tasks wait in receive and one item arrives: one of them gets it, the other keeps waiting for the
+    next (both were woken; the one that finds the queue empty waits again)."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        first = asyncio.create_task(b.receive())
+        second = asyncio.create_task(b.receive())
+        await asyncio.sleep(0)
+        await a.send(note(1))
+        done, pending = await asyncio.wait({first, second}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not pending.pop().done()
+        await a.send(note(2))
+        got = [(await asyncio.wait_for(t, 5))["params"]["i"] for t in (first, second)]
+        assert sorted(got) == [1, 2]
+        await a.close()
+        with pytest.raises(rpcwire.ConnectionClosed):
+            await asyncio.wait_for(b.receive(), 5)
+        await b.close()
+
+    run(main())
+
+
 def test_cancelled_receive_with_ready_item_keeps_it(run: Any) -> None:
     async def main() -> None:
         a, b = rpcwire.memory_pair()
