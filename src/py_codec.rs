@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyBaseException, PyException, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
@@ -11,7 +12,7 @@ use crate::crypto::KeyRing;
 use crate::envelope::{self, Envelope, EnvelopeConfig};
 use crate::errors::{CodecError, CodecResult};
 use crate::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
-use crate::jsonrpc::{self, JsonKind, JsonNode, TopLevel};
+use crate::jsonrpc::{self, JsonKind, JsonNode, Recorded, TopLevel};
 use crate::py_decode::{DecodeError, Decoded, Decoder};
 use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr};
 use crate::py_json::write_value;
@@ -576,7 +577,8 @@ fn push_message<'py>(
     frame: &Frame<'_>,
     items: &mut Sink<'py>,
 ) -> Result<(), Stop> {
-    let Decoded { value, recorded } = match builder.decode(py, json) {
+    let mut recorded = Recorded::default();
+    let Decoded { value, object } = match builder.decode(py, json, &mut recorded) {
         Ok(decoded) => decoded,
         Err(DecodeError::Python(error)) => return Err(Stop::Python(error)),
         Err(_) if frame.unterminated => {
@@ -590,7 +592,7 @@ fn push_message<'py>(
             return Ok(());
         }
     };
-    if let Some(recorded) = recorded {
+    if object {
         // A top-level object: its members were recorded while it was built, no lookups needed.
         match jsonrpc::classify(&recorded.node()) {
             Ok(_) => items.append(value)?,
@@ -626,6 +628,9 @@ fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 
 /// Copy a bytes-like object's contents into `out` (which is empty).
 fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    if copy_contiguous_into(data, out) {
+        return Ok(());
+    }
     match PyBuffer::<u8>::get(data) {
         Ok(buffer) => {
             out.resize(buffer.item_count(), 0);
@@ -636,6 +641,30 @@ fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, out: &mut Vec<u8>) 
             type_name(data)
         ))),
     }
+}
+
+/// The common case of [`copy_buffer_into`] (a memoryview of the transports' read buffer, a bytearray): one
+/// copy straight from a contiguous buffer, without `PyBuffer`'s boxed view and a zero-fill of `out` first.
+/// False, with `out` untouched and no error set, for anything that does not export a contiguous buffer.
+#[allow(unsafe_code)]
+fn copy_contiguous_into(data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> bool {
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: the GIL is held (`data` is bound); PyObject_GetBuffer fills `view` on success (returns 0) and
+    // sets an exception on failure, which is cleared here (the caller then takes the general path).
+    if unsafe { ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) } != 0 {
+        drop(PyErr::take(data.py()));
+        return false;
+    }
+    // SAFETY: filled by the successful call above.
+    let view = unsafe { view.assume_init_mut() };
+    if let (false, Ok(len)) = (view.buf.is_null(), usize::try_from(view.len)) {
+        // SAFETY: a PyBUF_SIMPLE view is `len` contiguous bytes at `buf`, valid until released below; nothing
+        // runs Python code (which could resize the exporter) while they are copied.
+        out.extend_from_slice(unsafe { std::slice::from_raw_parts(view.buf.cast::<u8>(), len) });
+    }
+    // SAFETY: releases the view obtained above, once.
+    unsafe { ffi::PyBuffer_Release(view) };
+    true
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -74,10 +74,11 @@ impl From<PyErr> for DecodeError {
 
 type DecodeResult<T> = Result<T, DecodeError>;
 
-/// A decoded message: the value, and for a top-level object what the rules read of it.
+/// A decoded message: the value, and whether it is an object (whose members the rules read are then in the
+/// caller's [`Recorded`]).
 pub struct Decoded<'py> {
     pub value: Bound<'py, PyAny>,
-    pub recorded: Option<Recorded>,
+    pub object: bool,
 }
 
 /// One slot of a [`StrCache`]: a string and the hash of its bytes, compared before the string is touched (a
@@ -200,10 +201,12 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// Decode one JSON text.
-    pub fn decode<'py>(&mut self, py: Python<'py>, json: &[u8]) -> DecodeResult<Decoded<'py>> {
+    /// Decode one JSON text; for a top-level object, record what the rules read of it in `recorded` (which
+    /// stays in the caller's frame: moved out through the result, the small struct costs store-forwarding
+    /// stalls on every message).
+    pub fn decode<'py>(&mut self, py: Python<'py>, json: &[u8], recorded: &mut Recorded) -> DecodeResult<Decoded<'py>> {
         let mut jiter = Jiter::with_tape(json, std::mem::take(&mut self.tape));
-        let decoded = self.document(py, &mut jiter);
+        let decoded = self.document(py, &mut jiter, recorded);
         let tape = jiter.into_tape();
         if tape.capacity() <= TAPE_KEEP_MAX {
             self.tape = tape;
@@ -213,19 +216,22 @@ impl Decoder {
         decoded
     }
 
-    fn document<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>) -> DecodeResult<Decoded<'py>> {
+    fn document<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        recorded: &mut Recorded,
+    ) -> DecodeResult<Decoded<'py>> {
         let peek = jiter.peek()?;
         let decoded = if peek == Peek::Object {
-            let mut recorded = Recorded::default();
-            let value = self.object(py, jiter, 0, Record::Top(&mut recorded))?;
             Decoded {
-                value,
-                recorded: Some(recorded),
+                value: self.object(py, jiter, 0, Record::Top(recorded))?,
+                object: true,
             }
         } else {
             Decoded {
                 value: self.value(py, jiter, peek, 0)?.0,
-                recorded: None,
+                object: false,
             }
         };
         jiter.finish()?;

@@ -57,6 +57,14 @@ def wire_framing(framing: str) -> list[str]:
 CASES = [(reader, wire) for reader in ALL_FRAMINGS for wire in wire_framing(reader)]
 
 
+def strided(data: bytes) -> memoryview:
+    """``data`` as a non-contiguous view: every other byte of a buffer interleaved with junk."""
+    interleaved = bytearray(2 * len(data))
+    interleaved[::2] = data
+    interleaved[1::2] = b"\xff" * len(data)
+    return memoryview(interleaved)[::2]
+
+
 @pytest.mark.parametrize(("reader", "wire"), CASES)
 class TestEveryFraming:
     def test_whole(self, codec_cls: Any, reader: str, wire: str) -> None:
@@ -88,7 +96,7 @@ class TestEveryFraming:
         assert codec.feed(data + trailing) == MESSAGES
         fatal(codec, b"")
 
-    @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+    @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, strided])
     def test_buffer_types(self, codec_cls: Any, reader: str, wire: str, kind: Any) -> None:
         codec = codec_cls(framing=reader)
         data = stream(wire)
