@@ -39,6 +39,48 @@ fn escape_bits(word: u64) -> u64 {
     (control | quote | backslash) & HI
 }
 
+/// Where the first byte of `block` that needs escaping is, if any: SSE2 (part of every `x86_64` CPU), three
+/// compares and a mask for the sixteen bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn first_escape16(block: &[u8; 16]) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the `x86_64` baseline, so these intrinsics are always available; the unaligned
+    // load reads exactly the 16 bytes of `block`.
+    #[allow(clippy::cast_ptr_alignment)] // `_mm_loadu_si128` takes any alignment
+    let mask = unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let splat = |b: u8| _mm_set1_epi8(i8::from_ne_bytes([b]));
+        let quote = _mm_cmpeq_epi8(bytes, splat(b'"'));
+        let backslash = _mm_cmpeq_epi8(bytes, splat(b'\\'));
+        // Unsigned `b <= 0x1f` is `min(b, 0x1f) == b`.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(bytes, splat(0x1F)), bytes);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)).cast_unsigned()
+    };
+    (mask != 0).then(|| mask.trailing_zeros() as usize)
+}
+
+/// Elsewhere: [`escape_bits`] on the two words.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn first_escape16(block: &[u8; 16]) -> Option<usize> {
+    let (first, second) = block.split_at(8);
+    let word = |half: &[u8]| {
+        half.first_chunk::<8>()
+            .map_or(0, |w| escape_bits(u64::from_le_bytes(*w)))
+    };
+    let (bits_a, bits_b) = (word(first), word(second));
+    if bits_a != 0 {
+        Some((bits_a.trailing_zeros() / 8) as usize)
+    } else if bits_b != 0 {
+        Some(8 + (bits_b.trailing_zeros() / 8) as usize)
+    } else {
+        None
+    }
+}
+
 #[inline]
 fn push_escape(out: &mut Vec<u8>, b: u8) {
     let letter = match b {
@@ -115,26 +157,15 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
         out.push(b'"');
         return;
     }
-    // Copy eight bytes at a time unconditionally (a fixed-size store, no `memcpy` call); when a word
-    // holds a byte to escape, take back what follows it, write the escape and go on right after it.
+    // Copy sixteen bytes at a time unconditionally (a fixed-size store, no `memcpy` call); when they hold
+    // a byte to escape, take back what follows it, write the escape and go on right after it.
     let mut i = 0;
-    while let Some(pair) = s.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
-        let (first, second) = pair.split_at(8);
-        let (Some(first), Some(second)) = (first.first_chunk::<8>(), second.first_chunk::<8>()) else {
-            break;
-        };
-        let (first, second) = (u64::from_le_bytes(*first), u64::from_le_bytes(*second));
-        out.extend_from_slice(pair);
-        let (bits_a, bits_b) = (escape_bits(first), escape_bits(second));
-        if bits_a | bits_b == 0 {
+    while let Some(block) = s.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
+        out.extend_from_slice(block);
+        let Some(skip) = first_escape16(block) else {
             i += 16;
             continue;
-        }
-        let skip = if bits_a != 0 {
-            bits_a.trailing_zeros() / 8
-        } else {
-            8 + bits_b.trailing_zeros() / 8
-        } as usize;
+        };
         out.truncate(out.len() - 16 + skip);
         push_escape(out, s[i + skip]);
         i += skip + 1;
@@ -601,6 +632,27 @@ mod tests {
                             "byte {b:#x} at {at}, fill {fill:#x}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn first_escape16_finds_the_first_for_every_byte_at_every_position() {
+        for b in 0..=255u8 {
+            let escaped = b < 0x20 || b == b'"' || b == b'\\';
+            for at in 0..16 {
+                for fill in [b'a', 0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF] {
+                    let mut block = [fill; 16];
+                    block[at] = b;
+                    let fill_escaped = fill < 0x20 || fill == b'"' || fill == b'\\';
+                    let expected = match (fill_escaped, escaped) {
+                        (true, _) if at > 0 => Some(0),
+                        (_, true) => Some(at),
+                        (true, false) => Some(1),
+                        (false, false) => None,
+                    };
+                    assert_eq!(first_escape16(&block), expected, "byte {b:#x} at {at}, fill {fill:#x}");
                 }
             }
         }
