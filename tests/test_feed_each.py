@@ -212,3 +212,16 @@ def test_same_as_feed_for_every_framing_and_envelope() -> None:
         receiver = rpcwire.Codec(framing="length", **extra)  # type: ignore[arg-type]
         data = sender.encode_many([request(i) for i in range(50)])  # one multi-record envelope
         assert feed_each_all(receiver, [data[:7], data[7:]]) == [request(i) for i in range(50)]
+
+
+def test_a_handler_calling_the_same_codec_gets_an_error_not_a_crash() -> None:
+    codec = rpcwire.Codec(framing="ndjson")
+
+    def handler(msg: Any) -> Any:
+        return codec.encode(msg)
+
+    handled, error, rest = codec.feed_each(stream("ndjson", 3), handler, [], NO_LIMIT)
+    assert handled == 1
+    assert isinstance(error, RuntimeError)
+    assert [m["id"] for m in rest] == [1, 2]
+    assert codec.encode(request(0)) == stream("ndjson", 1)  # usable again

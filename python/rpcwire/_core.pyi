@@ -114,7 +114,8 @@ class Codec:
 
         Arguments:
             data: as for ``feed``.
-            handler: called with each item, in order.
+            handler: called with each item, in order. It must not call this codec (the codec is busy: that
+                call raises ``RuntimeError``, which counts as the handler raising).
             answers: the handler's results that are not ``None`` are appended to it, in order.
             max_answers: once ``answers`` holds this many, the rest of the chunk's items are returned
                 instead of handed out (the caller writes the answers first).
