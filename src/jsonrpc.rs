@@ -24,6 +24,16 @@ pub trait JsonNode: Sized {
     fn member(&self, key: &str) -> Option<Self>;
     /// True when the value is the string `s`.
     fn is_str(&self, s: &str) -> bool;
+    /// A top-level member the rules read (a node that records them by key answers without a name lookup).
+    #[inline]
+    fn rule_member(&self, key: RuleKey) -> Option<Self> {
+        self.member(key.name())
+    }
+    /// A member of the `"error"` object the rules read.
+    #[inline]
+    fn error_member(&self, key: ErrorKey) -> Option<Self> {
+        self.member(key.name())
+    }
 }
 
 /// The four shapes of a valid message.
@@ -62,22 +72,22 @@ pub fn classify<N: JsonNode>(msg: &N) -> Result<MessageKind, &'static str> {
             _ => "a message must be a JSON object",
         });
     }
-    match msg.member("jsonrpc") {
+    match msg.rule_member(RuleKey::Jsonrpc) {
         Some(v) if v.is_str(VERSION) => {}
         Some(_) => return Err("\"jsonrpc\" must be the string \"2.0\""),
         None => return Err("missing \"jsonrpc\": \"2.0\""),
     }
-    let id = msg.member("id").map(|v| v.kind());
+    let id = msg.rule_member(RuleKey::Id).map(|v| v.kind());
     if let Some(id) = id {
         if !is_valid_id(id) {
             return Err("\"id\" must be a string, an integer or null");
         }
     }
-    if let Some(method) = msg.member("method") {
+    if let Some(method) = msg.rule_member(RuleKey::Method) {
         if method.kind() != JsonKind::Str {
             return Err("\"method\" must be a string");
         }
-        if let Some(params) = msg.member("params") {
+        if let Some(params) = msg.rule_member(RuleKey::Params) {
             if !matches!(params.kind(), JsonKind::Object | JsonKind::Array) {
                 return Err("\"params\" must be an object or an array");
             }
@@ -91,16 +101,16 @@ pub fn classify<N: JsonNode>(msg: &N) -> Result<MessageKind, &'static str> {
     if id.is_none() {
         return Err("a message without \"method\" must have an \"id\"");
     }
-    match (msg.member("result"), msg.member("error")) {
+    match (msg.rule_member(RuleKey::Result), msg.rule_member(RuleKey::Error)) {
         (Some(_), None) => Ok(MessageKind::Response),
         (None, Some(error)) => {
             if error.kind() != JsonKind::Object {
                 return Err("\"error\" must be an object");
             }
-            if error.member("code").map(|c| c.kind()) != Some(JsonKind::Int) {
+            if error.error_member(ErrorKey::Code).map(|c| c.kind()) != Some(JsonKind::Int) {
                 return Err("\"error.code\" must be an integer");
             }
-            if error.member("message").map(|m| m.kind()) != Some(JsonKind::Str) {
+            if error.error_member(ErrorKey::Message).map(|m| m.kind()) != Some(JsonKind::Str) {
                 return Err("\"error.message\" must be a string");
             }
             Ok(MessageKind::Error)
@@ -160,6 +170,19 @@ impl RuleKey {
             _ => None,
         }
     }
+
+    /// The member name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jsonrpc => "jsonrpc",
+            Self::Id => "id",
+            Self::Method => "method",
+            Self::Params => "params",
+            Self::Result => "result",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// The members of an `"error"` object [`classify`] reads: the kinds of `code` and `message`.
@@ -185,6 +208,15 @@ impl ErrorKey {
             "code" => Some(Self::Code),
             "message" => Some(Self::Message),
             _ => None,
+        }
+    }
+
+    /// The member name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Message => "message",
         }
     }
 }
@@ -247,24 +279,35 @@ impl JsonNode for RecordedNode<'_> {
 
     fn member(&self, key: &str) -> Option<Self> {
         match self {
-            Self::Object(rec) => {
-                let key = RuleKey::of(key)?;
-                let seen = rec.members[key as usize]?;
-                Some(if key == RuleKey::Error && seen.kind == JsonKind::Object {
-                    Self::ErrorObject(rec.error_members)
-                } else {
-                    Self::Value(seen)
-                })
-            }
-            Self::ErrorObject(members) => {
-                let kind = match ErrorKey::of(key)? {
-                    ErrorKey::Code => members.code,
-                    ErrorKey::Message => members.message,
-                }?;
-                Some(Self::Value(Seen::of(kind)))
-            }
+            Self::Object(_) => self.rule_member(RuleKey::of(key)?),
+            Self::ErrorObject(_) => self.error_member(ErrorKey::of(key)?),
             Self::Value(_) => None,
         }
+    }
+
+    #[inline]
+    fn rule_member(&self, key: RuleKey) -> Option<Self> {
+        let Self::Object(rec) = self else {
+            return None;
+        };
+        let seen = rec.members[key as usize]?;
+        Some(if key == RuleKey::Error && seen.kind == JsonKind::Object {
+            Self::ErrorObject(rec.error_members)
+        } else {
+            Self::Value(seen)
+        })
+    }
+
+    #[inline]
+    fn error_member(&self, key: ErrorKey) -> Option<Self> {
+        let Self::ErrorObject(members) = self else {
+            return None;
+        };
+        let kind = match key {
+            ErrorKey::Code => members.code,
+            ErrorKey::Message => members.message,
+        }?;
+        Some(Self::Value(Seen::of(kind)))
     }
 
     fn is_str(&self, s: &str) -> bool {
