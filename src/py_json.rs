@@ -613,49 +613,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn escape_bits_is_exact_for_every_byte_at_every_position() {
+    fn needs_escape(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
+
+    /// `check(b, at, fill, block)` for every byte value `b` at every position `at` of an `N`-byte block
+    /// otherwise holding `fill`, a neighbour that does or does not need escaping (no carry or lane may leak
+    /// between bytes).
+    fn every_byte_in_a_block<const N: usize>(mut check: impl FnMut(u8, usize, u8, [u8; N])) {
         for b in 0..=255u8 {
-            let escaped = b < 0x20 || b == b'"' || b == b'\\';
-            for at in 0..8 {
-                // Neighbours that do and do not need escaping: no carry may leak between bytes.
+            for at in 0..N {
                 for fill in [b'a', 0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF] {
-                    let mut word = [fill; 8];
-                    word[at] = b;
-                    let bits = escape_bits(u64::from_le_bytes(word));
-                    let fill_escaped = fill < 0x20 || fill == b'"' || fill == b'\\';
-                    for k in 0..8 {
-                        let expected = if k == at { escaped } else { fill_escaped };
-                        assert_eq!(
-                            bits >> (k * 8 + 7) & 1 == 1,
-                            expected,
-                            "byte {b:#x} at {at}, fill {fill:#x}"
-                        );
-                    }
+                    let mut block = [fill; N];
+                    block[at] = b;
+                    check(b, at, fill, block);
                 }
             }
         }
     }
 
     #[test]
-    fn first_escape16_finds_the_first_for_every_byte_at_every_position() {
-        for b in 0..=255u8 {
-            let escaped = b < 0x20 || b == b'"' || b == b'\\';
-            for at in 0..16 {
-                for fill in [b'a', 0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF] {
-                    let mut block = [fill; 16];
-                    block[at] = b;
-                    let fill_escaped = fill < 0x20 || fill == b'"' || fill == b'\\';
-                    let expected = match (fill_escaped, escaped) {
-                        (true, _) if at > 0 => Some(0),
-                        (_, true) => Some(at),
-                        (true, false) => Some(1),
-                        (false, false) => None,
-                    };
-                    assert_eq!(first_escape16(&block), expected, "byte {b:#x} at {at}, fill {fill:#x}");
-                }
+    fn escape_bits_is_exact_for_every_byte_at_every_position() {
+        every_byte_in_a_block::<8>(|b, at, fill, word| {
+            let bits = escape_bits(u64::from_le_bytes(word));
+            for k in 0..8 {
+                let expected = needs_escape(if k == at { b } else { fill });
+                assert_eq!(
+                    bits >> (k * 8 + 7) & 1 == 1,
+                    expected,
+                    "byte {b:#x} at {at}, fill {fill:#x}"
+                );
             }
-        }
+        });
+    }
+
+    #[test]
+    fn first_escape16_finds_the_first_for_every_byte_at_every_position() {
+        every_byte_in_a_block::<16>(|b, at, fill, block| {
+            let expected = block.iter().position(|&c| needs_escape(c));
+            assert_eq!(first_escape16(&block), expected, "byte {b:#x} at {at}, fill {fill:#x}");
+        });
     }
 
     #[test]
