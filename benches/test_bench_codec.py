@@ -124,3 +124,20 @@ def test_paired_ratios_report(capsys: pytest.CaptureFixture[str]) -> None:
         median, best = (float(cell.strip().rstrip("x")) for cell in row.split("|")[3:5])
         assert median > 0
         assert best > 0
+
+
+def test_ab_compares_two_copies_of_the_build(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benches.ab` loads two builds side by side (here two copies of this one) and prints a row per
+    operation and size."""
+    import shutil
+
+    from rpcwire import _core
+
+    from benches import ab
+
+    copies = [str(shutil.copy(_core.__file__, tmp_path / f"{tag}.so")) for tag in "ab"]
+    assert ab.main([*copies, "--rounds", "2", "--size", "200B"]) == 0
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("| decode") or "encode_many" in line
+    ]
+    assert len(rows) == 2
