@@ -160,9 +160,9 @@ impl Codec {
     /// Decode a chunk of the input stream; `b""` marks the end of input.
     #[pyo3(signature = (data, /))]
     fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let mut sink = Sink::List(PyList::empty(py));
-        self.feed_into(py, data, &mut sink)?;
-        Ok(sink.into_items())
+        let items = PyList::empty(py);
+        self.feed_into(py, data, &mut Sink::List(&items))?;
+        Ok(items)
     }
 
     /// `feed`, handing each item to `handler` as soon as it is decoded instead of returning them all.
@@ -175,18 +175,15 @@ impl Codec {
         answers: Bound<'py, PyList>,
         max_answers: usize,
     ) -> PyResult<(usize, Option<Py<PyBaseException>>, Bound<'py, PyList>)> {
-        let mut sink = Sink::Handler(Handing {
+        let mut handing = Handing {
             handler,
             answers,
             max_answers,
             handled: 0,
             error: None,
             rest: PyList::empty(py),
-        });
-        let fed = self.feed_into(py, data, &mut sink);
-        let Sink::Handler(handing) = sink else {
-            unreachable!("the sink built above")
         };
+        let fed = self.feed_into(py, data, &mut Sink::Handler(&mut handing));
         match (fed, handing.error) {
             (Ok(()), error) => Ok((handing.handled, error.map(|e| e.into_value(py)), handing.rest)),
             // A fatal error after the handler failed: the decoder is poisoned, so the next call raises it;
@@ -400,7 +397,7 @@ impl Codec {
     }
 
     /// Decode `data` (any bytes-like object) into `sink`.
-    fn feed_into<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, sink: &mut Sink<'py>) -> PyResult<()> {
+    fn feed_into<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, sink: &mut Sink<'_, 'py>) -> PyResult<()> {
         if let Ok(bytes) = data.cast::<PyBytes>() {
             // bytes are immutable: parse straight from them.
             return self.feed_slice(py, bytes.as_bytes(), sink);
@@ -414,7 +411,7 @@ impl Codec {
         fed
     }
 
-    fn feed_slice<'py>(&mut self, py: Python<'py>, data: &[u8], items: &mut Sink<'py>) -> PyResult<()> {
+    fn feed_slice<'py>(&mut self, py: Python<'py>, data: &[u8], items: &mut Sink<'_, 'py>) -> PyResult<()> {
         let Self {
             decoder,
             envelope,
@@ -445,11 +442,11 @@ impl Codec {
 }
 
 /// Where decoded items go.
-enum Sink<'py> {
+enum Sink<'s, 'py> {
     /// `feed`: into the list it returns.
-    List(Bound<'py, PyList>),
+    List(&'s Bound<'py, PyList>),
     /// `feed_each`: to a handler.
-    Handler(Handing<'py>),
+    Handler(&'s mut Handing<'py>),
 }
 
 /// `feed_each`'s state: each item goes to `handler` as it is decoded, and dies when the handler is done with
@@ -470,19 +467,12 @@ struct Handing<'py> {
     rest: Bound<'py, PyList>,
 }
 
-impl<'py> Sink<'py> {
+impl<'py> Sink<'_, 'py> {
     #[inline]
     fn append(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
         match self {
             Self::List(items) => items.append(item),
             Self::Handler(handing) => handing.give(item),
-        }
-    }
-
-    fn into_items(self) -> Bound<'py, PyList> {
-        match self {
-            Self::List(items) => items,
-            Self::Handler(handing) => handing.rest,
         }
     }
 }
@@ -510,7 +500,7 @@ impl<'py> Handing<'py> {
 /// Hand the items this chunk completed before a fatal error (and did not hand to a handler) to the caller
 /// as the error's `items` attribute, so a stream's last good messages are not lost with it; with a
 /// handler, `handled` says how many it was given.
-fn with_items(py: Python<'_>, err: PyErr, sink: &Sink<'_>) -> PyErr {
+fn with_items(py: Python<'_>, err: PyErr, sink: &Sink<'_, '_>) -> PyErr {
     let value = err.value(py);
     let set = match sink {
         Sink::List(items) => value.setattr("items", items),
@@ -532,7 +522,7 @@ fn handle_frame<'py>(
     envelope: &mut Envelope,
     framing: Framing,
     frame: &Frame<'_>,
-    items: &mut Sink<'py>,
+    items: &mut Sink<'_, 'py>,
 ) -> Result<(), Stop> {
     let payload = frame.payload;
     if !framing.is_binary() {
@@ -575,7 +565,7 @@ fn push_message<'py>(
     builder: &mut Decoder,
     json: &[u8],
     frame: &Frame<'_>,
-    items: &mut Sink<'py>,
+    items: &mut Sink<'_, 'py>,
 ) -> Result<(), Stop> {
     let mut recorded = Recorded::default();
     let Decoded { value, object } = match builder.decode(py, json, &mut recorded) {
