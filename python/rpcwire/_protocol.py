@@ -261,8 +261,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
         elif rest:  # the answers reached the flush cap: write them, then go on as dispatch does
             self.flush()
             if self._write_paused:
-                self._queue.extend(rest)
-                self._pause_for_writes()
+                self._pause_for_writes(rest)
                 return
             self.dispatch(rest)
             return
@@ -507,8 +506,7 @@ class RpcProtocol(asyncio.BufferedProtocol):
                     self.flush()
                     out = self._out
                     if self._write_paused and i < n:
-                        self._queue.extend(items[i:])
-                        self._pause_for_writes()
+                        self._pause_for_writes(items[i:])
                         return
         self._after_dispatch()
 
@@ -525,7 +523,9 @@ class RpcProtocol(asyncio.BufferedProtocol):
         elif self._write_paused and self._handler is not None:
             self._pause_for_writes()
 
-    def _pause_for_writes(self) -> None:
+    def _pause_for_writes(self, held: Iterable[Any] = ()) -> None:
+        """The handler's answers fill the write buffer: hold `held` (items not yet handled) and stop reading."""
+        self._queue.extend(held)
         self._paused_for_writes = True
         if not self._reading_paused:
             self._pause_reading()

@@ -250,7 +250,7 @@ class Transport:
                     p._after_pop()
                 yield item
             try:
-                item = await self._receive_slow()
+                item = await self.receive()
             except ConnectionClosed:
                 return
             yield item
