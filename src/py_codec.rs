@@ -594,7 +594,7 @@ fn push_message<'py>(
         TopLevel::Message(_) => items.append(value)?,
         TopLevel::Invalid(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
         TopLevel::Batch => {
-            let list = value.cast::<PyList>().map_err(PyErr::from)?.clone();
+            let list = value.cast::<PyList>().map_err(PyErr::from)?;
             if list.is_empty() {
                 items.append(invalid_request_item(py, jsonrpc::EMPTY_BATCH, None)?)?;
                 return Ok(());
