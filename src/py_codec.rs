@@ -160,9 +160,7 @@ impl Codec {
     /// Decode a chunk of the input stream; `b""` marks the end of input.
     #[pyo3(signature = (data, /))]
     fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let items = PyList::empty(py);
-        self.feed_into(py, data, &mut Sink::List(&items))?;
-        Ok(items)
+        self.feed_list(py, data, None)
     }
 
     /// `feed`, handing each item to `handler` as soon as it is decoded instead of returning them all.
@@ -175,24 +173,7 @@ impl Codec {
         answers: Bound<'py, PyList>,
         max_answers: usize,
     ) -> PyResult<(usize, Option<Py<PyBaseException>>, Bound<'py, PyList>)> {
-        let mut handing = Handing {
-            handler,
-            answers,
-            max_answers,
-            handled: 0,
-            error: None,
-            rest: PyList::empty(py),
-        };
-        let fed = self.feed_into(py, data, &mut Sink::Handler(&mut handing));
-        match (fed, handing.error) {
-            (Ok(()), error) => Ok((handing.handled, error.map(|e| e.into_value(py)), handing.rest)),
-            // A fatal error after the handler failed: the decoder is poisoned, so the next call raises it;
-            // report the handler's error now, with the items decoded after it.
-            (Err(_fatal), Some(error)) if self.decoder.poisoned().is_some() => {
-                Ok((handing.handled, Some(error.into_value(py)), handing.rest))
-            }
-            (Err(err), _) => Err(err),
-        }
+        self.feed_handing(py, data, None, handler, answers, max_answers)
     }
 
     /// Serialize one message (dict), batch (list) or pre-serialized JSON (bytes) into one frame.
@@ -216,7 +197,11 @@ impl Codec {
     /// Serialize many messages into one buffer (one envelope per `max_frame_size` of them when
     /// compression or a keyring is configured).
     #[pyo3(signature = (msgs, /))]
-    fn encode_many<'py>(&mut self, py: Python<'py>, msgs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    pub(crate) fn encode_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        msgs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let framing = self.out_framing();
         if !(framing.is_binary() && self.envelope.is_active()) {
             return self.encode_plain(py, framing, msgs);
@@ -250,6 +235,48 @@ impl Codec {
 }
 
 impl Codec {
+    /// `feed` of `data`, or of its first `limit` bytes (a transport's read buffer: `rpcwire._core.ProtocolCore`).
+    pub(crate) fn feed_list<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = PyList::empty(py);
+        self.feed_into(py, data, limit, &mut Sink::List(&items))?;
+        Ok(items)
+    }
+
+    /// `feed_each` of `data`, or of its first `limit` bytes.
+    pub(crate) fn feed_handing<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        limit: Option<usize>,
+        handler: Bound<'py, PyAny>,
+        answers: Bound<'py, PyList>,
+        max_answers: usize,
+    ) -> PyResult<(usize, Option<Py<PyBaseException>>, Bound<'py, PyList>)> {
+        let mut handing = Handing {
+            handler,
+            answers,
+            max_answers,
+            handled: 0,
+            error: None,
+            rest: PyList::empty(py),
+        };
+        let fed = self.feed_into(py, data, limit, &mut Sink::Handler(&mut handing));
+        match (fed, handing.error) {
+            (Ok(()), error) => Ok((handing.handled, error.map(|e| e.into_value(py)), handing.rest)),
+            // A fatal error after the handler failed: the decoder is poisoned, so the next call raises it;
+            // report the handler's error now, with the items decoded after it.
+            (Err(_fatal), Some(error)) if self.decoder.poisoned().is_some() => {
+                Ok((handing.handled, Some(error.into_value(py)), handing.rest))
+            }
+            (Err(err), _) => Err(err),
+        }
+    }
+
     /// `encode_many` without an envelope: every frame straight into the kept scratch buffer.
     fn encode_plain<'py>(
         &mut self,
@@ -396,17 +423,25 @@ impl Codec {
         Ok(())
     }
 
-    /// Decode `data` (any bytes-like object) into `sink`.
-    fn feed_into<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, sink: &mut Sink<'_, 'py>) -> PyResult<()> {
+    /// Decode `data` (any bytes-like object), or its first `limit` bytes, into `sink`.
+    fn feed_into<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        limit: Option<usize>,
+        sink: &mut Sink<'_, 'py>,
+    ) -> PyResult<()> {
         if let Ok(bytes) = data.cast::<PyBytes>() {
             // bytes are immutable: parse straight from them.
-            return self.feed_slice(py, bytes.as_bytes(), sink);
+            let bytes = bytes.as_bytes();
+            let bytes = &bytes[..limit.map_or(bytes.len(), |n| n.min(bytes.len()))];
+            return self.feed_slice(py, bytes, sink);
         }
         // bytearray / memoryview (every socket read: the transports read into one reused buffer): copy
         // first, the caller may mutate them (so may a handler); into the kept scratch buffer, so no
         // allocation per chunk.
         let mut owned = self.take_scratch();
-        let fed = copy_buffer_into(py, data, &mut owned).and_then(|()| self.feed_slice(py, &owned, sink));
+        let fed = copy_buffer_into(py, data, limit, &mut owned).and_then(|()| self.feed_slice(py, &owned, sink));
         self.keep_scratch(owned);
         fed
     }
@@ -616,15 +651,19 @@ fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
         .filter(|id| matches!(id.kind(), JsonKind::Str | JsonKind::Int))
 }
 
-/// Copy a bytes-like object's contents into `out` (which is empty).
-fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
-    if copy_contiguous_into(data, out) {
+/// Copy a bytes-like object's contents (at most `limit` bytes of them) into `out` (which is empty).
+fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> PyResult<()> {
+    if copy_contiguous_into(data, limit, out) {
         return Ok(());
     }
     match PyBuffer::<u8>::get(data) {
         Ok(buffer) => {
             out.resize(buffer.item_count(), 0);
-            buffer.copy_to_slice(py, out)
+            buffer.copy_to_slice(py, out)?;
+            if let Some(n) = limit {
+                out.truncate(n);
+            }
+            Ok(())
         }
         Err(_) => Err(PyTypeError::new_err(format!(
             "feed() expects bytes, bytearray or memoryview, not {}",
@@ -637,7 +676,7 @@ fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, out: &mut Vec<u8>) 
 /// copy straight from a contiguous buffer, without `PyBuffer`'s boxed view and a zero-fill of `out` first.
 /// False, with `out` untouched and no error set, for anything that does not export a contiguous buffer.
 #[allow(unsafe_code)]
-fn copy_contiguous_into(data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> bool {
+fn copy_contiguous_into(data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> bool {
     let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
     // SAFETY: the GIL is held (`data` is bound); PyObject_GetBuffer fills `view` on success (returns 0) and
     // sets an exception on failure, which is cleared here (the caller then takes the general path).
@@ -648,6 +687,7 @@ fn copy_contiguous_into(data: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> bool {
     // SAFETY: filled by the successful call above.
     let view = unsafe { view.assume_init_mut() };
     if let (false, Ok(len)) = (view.buf.is_null(), usize::try_from(view.len)) {
+        let len = limit.map_or(len, |n| n.min(len));
         // SAFETY: a PyBUF_SIMPLE view is `len` contiguous bytes at `buf`, valid until released below; nothing
         // runs Python code (which could resize the exporter) while they are copied.
         out.extend_from_slice(unsafe { std::slice::from_raw_parts(view.buf.cast::<u8>(), len) });
