@@ -19,6 +19,8 @@ mod py_errors;
 mod py_json;
 #[cfg(feature = "python")]
 mod py_keyring;
+#[cfg(feature = "python")]
+mod py_protocol;
 
 /// The crate version in Python's spelling (`0.1.0-alpha.1` -> `0.1.0a1`).
 #[must_use]
@@ -39,6 +41,8 @@ mod _core {
     use crate::py_codec::{kind, Codec};
     #[pymodule_export]
     use crate::py_keyring::Keyring;
+    #[pymodule_export]
+    use crate::py_protocol::ProtocolCore;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,13 +1,17 @@
 """Stubs for the Rust extension `rpcwire._core` (kept in step by stubtest)."""
 
+import asyncio
+import collections
 from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
-from typing import Any, Literal, final
+from typing import Any, ClassVar, Literal, Self, final
+
+from typing_extensions import disjoint_base
 
 from ._errors import ProtocolError
 
 __version__: str
-__all__ = ["Codec", "Keyring", "__version__", "kind"]
+__all__ = ["Codec", "Keyring", "ProtocolCore", "__version__", "kind"]
 
 #: One decoded item: a message, a batch (invalid elements replaced by their ProtocolError), or a
 #: ProtocolError for a frame that could not be turned into a message.
@@ -266,6 +270,71 @@ class Keyring:
 
     def __len__(self) -> int: ...
     def __contains__(self, key_id: object, /) -> bool: ...
+
+@disjoint_base
+class ProtocolCore:
+    """The per-read and per-write paths of ``rpcwire._protocol.RpcProtocol``, its base class (private).
+
+    Holds the state those paths share with the Python subclass, which provides the rare paths it calls by
+    name: ``_fatal``, ``_handler_failed``, ``_answers_full``, ``dispatch``, ``_pause_reading``,
+    ``_pause_for_writes``, ``_encode_each`` and ``_dropped``.
+    """
+
+    WRITE_HIGH_WATER: ClassVar[int]
+    WRITE_LOW_WATER: ClassVar[int]
+    FLUSH_MAX_MESSAGES: ClassVar[int]
+    FLUSH_MIN_MESSAGES: ClassVar[int]
+    FLUSH_FIRST_MESSAGES: ClassVar[int]
+    FLUSH_TARGET_BYTES: ClassVar[int]
+    QUEUE_MAX_ITEMS: ClassVar[int]
+    QUEUE_MAX_BYTES: ClassVar[int]
+
+    def __new__(cls, codec: Any, loop: asyncio.AbstractEventLoop | None = None) -> Self: ...
+    @property
+    def _codec(self) -> Any: ...
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def _queue(self) -> collections.deque[Any]: ...
+    @property
+    def _waiters(self) -> list[asyncio.Future[None]]: ...
+    @property
+    def _write_waiters(self) -> list[asyncio.Future[None]]: ...
+    _rt: asyncio.BaseTransport | None
+    _wt: asyncio.WriteTransport | None
+    _out: list[Any]
+    _handler: Callable[[Any], Any] | None
+    _handler_error: BaseException | None
+    _send_error: BaseException | None
+    _queued_bytes: int
+    _partial_bytes: int
+    _reading_paused: bool
+    _paused_for_writes: bool
+    _eof: bool
+    _closed: bool
+    _flush_scheduled: bool
+    _wrote_eagerly: bool
+    _flush_cap: int
+    _write_paused: bool
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    def get_buffer(self, sizehint: int, /) -> memoryview: ...
+    def buffer_updated(self, nbytes: int, /) -> None: ...
+    def data_received(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def pause_writing(self) -> None: ...
+    def send_nowait(self, msg: Any, redials: bool, /) -> bool: ...
+    def flush(self) -> None: ...
+    def _push(self, items: list[Any], /) -> None: ...
+    def _enqueue(self, items: list[Any], /) -> None: ...
+    def _first_send(self) -> None: ...
+    def _scheduled_flush(self) -> None: ...
+    def _after_dispatch(self) -> None: ...
+    def _take(self) -> Any | None: ...
+    def _after_pop(self) -> None: ...
+    def _new_waiter(self) -> asyncio.Future[None]: ...
+    def _drop_waiter(self, fut: asyncio.Future[None], /) -> None: ...
 
 def kind(msg: dict[str, Any], /) -> Literal["request", "notification", "response", "error"]:
     """Say which kind of JSON-RPC 2.0 message ``msg`` is.

@@ -1,11 +1,14 @@
 """The asyncio ``Protocol`` under every rpcwire transport: one codec, coalesced writes, backpressure both ways.
 
-Bytes arrive in ``data_received`` and go to ``codec.feed`` in one call per chunk; the decoded items wait in a
-deque until ``receive`` takes them. Messages handed to ``send`` in one loop iteration are encoded together by
-``codec.encode_many`` (one FFI call) and leave in one ``transport.write``, with one exception for latency: when
-the connection is idle (nothing in the write buffer), the first send after a read (or after the last scheduled
+Bytes arrive in ``buffer_updated`` (sockets) or ``data_received`` (pipes, memory) and go to the codec in one call
+per chunk; the decoded items wait in a deque until ``receive`` takes them. Messages handed to ``send`` in one
+loop iteration are encoded together by ``codec.encode_many`` (one FFI call) and leave in one
+``transport.write``, with one exception for latency: the first send after a read (or after the last scheduled
 flush) is written at once and schedules nothing, so a lone request or reply costs no extra loop iteration; the
-sends after it coalesce as usual. A busy connection (anything buffered) always coalesces.
+sends after it coalesce as usual. (If the transport still buffers earlier data, that write joins its buffer.)
+
+The per-chunk and per-write paths run in Rust (``rpcwire._core.ProtocolCore``, this class's base): on a
+150-byte round trip the Python glue around the codec calls was a tenth of the latency.
 
 Handler mode (``Transport.handle``): instead of queueing, each chunk's items go to a plain function in
 ``data_received`` and its answers leave in one write; while they wait in a full write buffer, the items not yet
@@ -26,12 +29,12 @@ Flow control:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, cast
 
+from ._core import ProtocolCore
 from ._errors import ConnectionClosed, RpcWireError
 
 __all__ = (
@@ -53,22 +56,23 @@ __all__ = (
 
 logger = logging.getLogger("rpcwire")
 
+# The limits live with the code that applies them, in the Rust core; read-only here.
 #: Write-buffer high-water mark: above it ``send`` waits.
-WRITE_HIGH_WATER = 2 * 2**20
+WRITE_HIGH_WATER: int = ProtocolCore.WRITE_HIGH_WATER
 #: Write-buffer low-water mark: below it waiting senders resume.
-WRITE_LOW_WATER = 512 * 2**10
+WRITE_LOW_WATER: int = ProtocolCore.WRITE_LOW_WATER
 #: Most messages held for coalescing before an inline flush (bounds memory when a task sends without yielding).
-FLUSH_MAX_MESSAGES = 1024
+FLUSH_MAX_MESSAGES: int = ProtocolCore.FLUSH_MAX_MESSAGES
 #: Fewest, for very large messages.
-FLUSH_MIN_MESSAGES = 8
+FLUSH_MIN_MESSAGES: int = ProtocolCore.FLUSH_MIN_MESSAGES
 #: The bound before any message size is known.
-FLUSH_FIRST_MESSAGES = 64
+FLUSH_FIRST_MESSAGES: int = ProtocolCore.FLUSH_FIRST_MESSAGES
 #: The coalescing bound adapts so that one inline flush encodes about this many bytes.
-FLUSH_TARGET_BYTES = 256 * 2**10
+FLUSH_TARGET_BYTES: int = ProtocolCore.FLUSH_TARGET_BYTES
 #: Unread items that make the protocol stop reading.
-QUEUE_MAX_ITEMS = 4096
+QUEUE_MAX_ITEMS: int = ProtocolCore.QUEUE_MAX_ITEMS
 #: Unread bytes (as received) that make the protocol stop reading.
-QUEUE_MAX_BYTES = 8 * 2**20
+QUEUE_MAX_BYTES: int = ProtocolCore.QUEUE_MAX_BYTES
 #: Default seconds ``close`` waits for buffered data to drain before it aborts the connection.
 CLOSE_TIMEOUT = 10.0
 
@@ -130,11 +134,12 @@ def _wake(waiters: list[asyncio.Future[None]]) -> None:
 
 
 def drop_waiter(fut: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
-    """After a wait on ``RpcProtocol.new_waiter``: if it did not complete (it was cancelled), forget it."""
+    """After a wait on ``RpcProtocol.new_waiter``: cancel it if pending, and forget it if it was not woken (a
+    cancelled wait), so waits that time out cannot pile up in ``waiters``."""
     if not fut.done():
         fut.cancel()
-        if fut in waiters:
-            waiters.remove(fut)
+    if fut in waiters:
+        waiters.remove(fut)
 
 
 #: What a socket transport reads into at a time: one buffer per thread, reused for every read of every
@@ -151,55 +156,32 @@ def _read_buffer() -> memoryview:
     return buf
 
 
-class RpcProtocol(asyncio.BufferedProtocol):
+class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     """One connection: an asyncio ``Protocol`` owning one codec.
 
     Works over a single bidirectional transport (sockets, memory) or, through ``ReadPipeProtocol`` and
     ``WritePipeProtocol``, over a pair of pipes (stdio, spawned child). The public surface is
     ``rpcwire.Transport``; this class is its engine.
+
+    The per-read and per-write paths are in its base, ``rpcwire._core.ProtocolCore``, which holds the state
+    they touch: ``get_buffer``, ``buffer_updated`` and ``data_received`` (feed the codec, queue the items or
+    hand them to the handler, wake a receiver, pause reading when the queue is full), ``send_nowait``,
+    ``flush`` (one ``encode_many``, one write, the adaptive flush cap) and ``_after_dispatch``. The rare
+    paths are here, and the core calls them by name: ``_fatal``, ``_handler_failed``, ``_answers_full``,
+    ``dispatch``, ``_pause_reading``, ``_pause_for_writes``, ``_encode_each``, ``_dropped``.
     """
 
     def __init__(self, codec: CodecLike, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._codec = codec
-        self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._rt: asyncio.BaseTransport | None = None  # read side
-        self._wt: asyncio.WriteTransport | None = None  # write side
-        # receive side
-        self._queue: collections.deque[Any] = collections.deque()
-        self._queued_bytes = 0
-        self._partial_bytes = 0
-        self._rbuf = memoryview(b"")  # the buffer get_buffer last handed out (this thread's read buffer)
-        self._reading_paused = False
-        self._waiters: list[asyncio.Future[None]] = []
-        # Transport.handle: the function every item goes to instead of the queue, and what it raised
-        self._handler: Callable[[Any], Any] | None = None
-        self._handler_error: BaseException | None = None
-        self._paused_for_writes = False  # reading paused because the handler's answers wait to be written
-        self._eof = False  # no more items will arrive
+        # ProtocolCore.__new__ took (codec, loop): the codec, the loop and the hot state are set.
         self._error: BaseException | None = None  # fatal codec error, raised once by receive
         self._error_raised = False
         self._lost_exc: BaseException | None = None  # OS error that ended the connection
-        # send side
-        self._out: list[Any] = []
-        self._flush_scheduled = False
-        # A send went out eagerly since the last read or scheduled flush: the next one coalesces instead.
-        self._wrote_eagerly = False
-        self._flush_cap = FLUSH_FIRST_MESSAGES  # adapts to the message size seen (see FLUSH_TARGET_BYTES)
-        self._write_paused = False
-        self._write_waiters: list[asyncio.Future[None]] = []
-        self._send_error: BaseException | None = None
-        self._closed = False  # the write side is gone (or closing): send raises
         self._closing = False  # close() was called
         self._read_done = False
         self._write_done = False
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._drop_reported = False  # a reconnecting Transport told a receiver about this connection's end
         self.close_timeout = CLOSE_TIMEOUT
-        # stats
-        self.messages_in = 0
-        self.messages_out = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
 
     # ----------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,61 +193,14 @@ class RpcProtocol(asyncio.BufferedProtocol):
         self._wt = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        # Socket transports read into this (recv_into) and call buffer_updated at once, in the same callback,
-        # which feeds the codec: it copies what it keeps, so every connection a thread serves can share one
-        # buffer. Plain data_received would get a fresh 256 KiB bytes object per read instead, which CPython
-        # allocates with mmap, shrinks with mremap and frees with munmap: three syscalls and a page fault
-        # on every read, even of a 150 B message.
-        if not self._rbuf:  # a protocol runs on its loop's thread: that thread's buffer, fetched once
-            self._rbuf = _read_buffer()
-        return self._rbuf
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._rbuf[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
-        """Feed a chunk (pipe transports and the memory transport call this directly)."""
-        if self._eof:
+    def _answers_full(self, rest: list[Any]) -> None:
+        """Handler mode: the answers reached the flush cap with ``rest`` still to handle: write them, then go on
+        as ``dispatch`` does."""
+        self.flush()
+        if self._write_paused:
+            self._pause_for_writes(rest)
             return
-        self._wrote_eagerly = False
-        self.bytes_in += len(data)
-        handler = self._handler
-        if handler is not None and not self._paused_for_writes:
-            self._feed_each(data, handler)
-            return
-        try:
-            items = self._codec.feed(data)
-        except Exception as exc:  # a fatal codec error (or a codec bug): the stream ends here
-            self._fatal(exc)
-            return
-        self._partial_bytes += len(data)
-        if items:
-            self._push(items)
-
-    def _feed_each(self, data: bytes | memoryview, handler: Callable[[Any], Any]) -> None:
-        """Handler mode: decode a chunk, each item straight to the handler (see ``dispatch`` for the rules)."""
-        out = self._out
-        try:
-            handled, error, rest = self._codec.feed_each(data, handler, out, self._flush_cap)
-        except Exception as exc:  # a fatal codec error: the items before it were handled, their answers go out
-            self.messages_in += getattr(exc, "handled", 0)
-            self._partial_bytes = 0
-            self.flush()
-            self._fatal(exc)
-            return
-        self.messages_in += handled + len(rest)
-        self._partial_bytes = 0
-        if error is not None:
-            self._handler_failed(error, rest)
-        elif rest:  # the answers reached the flush cap: write them, then go on as dispatch does
-            self.flush()
-            if self._write_paused:
-                self._pause_for_writes(rest)
-                return
-            self.dispatch(rest)
-            return
-        self._after_dispatch()
+        self.dispatch(rest)
 
     def _handler_failed(self, error: Exception, rest: list[Any]) -> None:
         """The handler raised: ``handle`` raises it, and the items it was not given are left for ``receive``."""
@@ -275,24 +210,6 @@ class RpcProtocol(asyncio.BufferedProtocol):
             self._enqueue(rest)
         _wake(self._waiters)
 
-    def _push(self, items: list[Any]) -> None:
-        self.messages_in += len(items)
-        if self._handler is not None:
-            self._partial_bytes = 0
-            self.dispatch(items)
-            return
-        self._enqueue(items)
-
-    def _enqueue(self, items: list[Any]) -> None:
-        queue = self._queue
-        queue.extend(items)
-        self._queued_bytes += self._partial_bytes
-        self._partial_bytes = 0
-        if self._waiters:
-            _wake(self._waiters)
-        if not self._reading_paused and (len(queue) >= QUEUE_MAX_ITEMS or self._queued_bytes >= QUEUE_MAX_BYTES):
-            self._pause_reading()
-
     def eof_received(self) -> bool:
         self._feed_eof()
         # Keep the write side of a socket open (half-close): replies already made can still leave.
@@ -301,9 +218,6 @@ class RpcProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._read_lost(exc)
         self._write_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -341,6 +255,9 @@ class RpcProtocol(asyncio.BufferedProtocol):
         _wake(self._waiters)
         if self._reading_paused:
             self._resume_reading()
+        # Both ways: a send after this raises ConnectionClosed (flush no longer asks the transport).
+        self._closed = True
+        _wake(self._write_waiters)
         for t in {self._rt, self._wt}:
             if t is not None and not t.is_closing():
                 t.close()
@@ -379,19 +296,6 @@ class RpcProtocol(asyncio.BufferedProtocol):
         if rt is not None and not rt.is_closing():
             rt.resume_reading()
 
-    def _after_pop(self) -> None:
-        """Called by a reader after it took an item and either the queue is empty or reading is paused."""
-        queue = self._queue
-        if not queue:
-            self._queued_bytes = 0
-        if (
-            self._reading_paused
-            and len(queue) <= QUEUE_MAX_ITEMS // 4
-            and self._queued_bytes < QUEUE_MAX_BYTES
-            and not self._eof
-        ):
-            self._resume_reading()
-
     # ----------------------------------------------------------------- public-facing engine
     @property
     def alive(self) -> bool:
@@ -412,14 +316,10 @@ class RpcProtocol(asyncio.BufferedProtocol):
 
     async def receive(self) -> Any:
         """Wait for the next item (cancel-safe: an item is taken from the queue only when it is returned)."""
-        queue = self._queue
-        while not queue:
+        while (item := self._take()) is None:
             if self._eof:
                 raise self.closed_error()
             await self._park(self._waiters)
-        item = queue.popleft()
-        if not queue or self._reading_paused:
-            self._after_pop()
         return item
 
     def _check_send(self) -> None:
@@ -455,11 +355,10 @@ class RpcProtocol(asyncio.BufferedProtocol):
             await self.wait_writable()
         else:
             self._check_send()
-        out = self._out
-        out.append(msg)
+        self._out.append(msg)
         if not self._flush_scheduled:
             self._first_send()
-        elif len(out) >= self._flush_cap:
+        elif len(self._out) >= self._flush_cap:
             self.flush()
 
     async def send_many(self, msgs: Iterable[Any]) -> None:
@@ -510,19 +409,6 @@ class RpcProtocol(asyncio.BufferedProtocol):
                         return
         self._after_dispatch()
 
-    def _after_dispatch(self) -> None:
-        """Write the answers of the items just handled; stop handling if one could not be serialized, and
-        hold what comes next if they filled the write buffer."""
-        if self._out:
-            self.flush()
-        if self._send_error is not None and self._handler is not None:
-            # An answer could not be serialized (the others were sent): handle() raises it, as send would.
-            self._handler = None
-            self._handler_error, self._send_error = self._send_error, None
-            _wake(self._waiters)
-        elif self._write_paused and self._handler is not None:
-            self._pause_for_writes()
-
     def _pause_for_writes(self, held: Iterable[Any] = ()) -> None:
         """The handler's answers fill the write buffer: hold `held` (items not yet handled) and stop reading."""
         self._queue.extend(held)
@@ -554,59 +440,8 @@ class RpcProtocol(asyncio.BufferedProtocol):
         if self._reading_paused and not self._paused_for_writes and not self._eof:
             self._resume_reading()
 
-    def _idle(self) -> bool:
-        """Nothing waits in the write buffer: a write now goes straight to the kernel."""
-        wt = self._wt
-        return wt is not None and not wt.get_write_buffer_size()
-
-    def _first_send(self) -> None:
-        """A send found no flush scheduled: write now, or schedule the coalesced write.
-
-        The first send after a read (or after the last scheduled flush) on an idle connection leaves at once,
-        so a lone request or reply pays no extra loop iteration, and nothing is scheduled behind it. The
-        sends that follow coalesce until a flush scheduled for the next iteration.
-        """
-        if not self._wrote_eagerly and self._idle():
-            self._wrote_eagerly = True
-            self.flush()
-        else:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
-        self._wrote_eagerly = False
-        self.flush()
-
-    def flush(self) -> None:
-        """Encode every queued message in one ``encode_many`` and write the result in one write."""
-        out = self._out
-        if not out:
-            return
-        self._out = []
-        wt = self._wt
-        if self._closed or wt is None or wt.is_closing():
-            logger.debug("rpcwire: dropping %d messages queued on a closed connection", len(out))
-            return
-        try:
-            data = self._codec.encode_many(out)
-        except Exception:
-            data = self._encode_each(out)
-        else:
-            self.messages_out += len(out)
-        if data:
-            size = len(data)
-            self.bytes_out += size
-            # Aim at FLUSH_TARGET_BYTES per write; grow only after full batches, at most 2x a time, so a run of
-            # tiny messages (or one lone one) cannot license thousands of big ones in a single encode_many.
-            n = len(out)
-            cap = self._flush_cap
-            if 2 * n > cap or FLUSH_TARGET_BYTES * n < cap * size:  # else the cap stays as it is
-                grown = max(cap, 2 * n)
-                self._flush_cap = min(
-                    FLUSH_MAX_MESSAGES, max(FLUSH_MIN_MESSAGES, min(grown, FLUSH_TARGET_BYTES * n // size))
-                )
-            wt.write(data)
+    def _dropped(self, count: int) -> None:
+        logger.debug("rpcwire: dropping %d messages queued on a closed connection", count)
 
     def _encode_each(self, out: list[Any]) -> bytes:
         # encode_many refused the batch: find the bad messages, send the good ones, report the first failure.

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import ConnectionClosed
-from ._protocol import RpcProtocol, drop_waiter
+from ._protocol import RpcProtocol
 
 __all__ = ("Opening", "Transport", "TransportStats", "TransportType")
 
@@ -47,11 +47,11 @@ class Transport:
     the middle of a frame, which the codec reports as ``FramingError``) closes the connection. Items decoded
     before it are still delivered; then ``receive`` raises that error once, and ``ConnectionClosed`` (with the
     error as ``__cause__``) after that. ``async for`` ends cleanly on ``ConnectionClosed`` only, so a fatal error
-    propagates out of the loop.
+    propagates out of the loop. It closes the connection both ways: ``send`` raises ``ConnectionClosed``.
 
-    Sends issued in one loop iteration are encoded together and leave in one write; on an idle connection
-    (nothing in the write buffer) the first send after a read, or after the last coalesced write, is written
-    at once, so a lone request or reply pays no extra loop iteration. ``send`` returns once the message is
+    Sends issued in one loop iteration are encoded together and leave in one write, except the first send
+    after a read, or after the last coalesced write, which is written at once (behind anything still
+    buffered), so a lone request or reply pays no extra loop iteration. ``send`` returns once the message is
     written or queued; it waits first while the write buffer is above its high-water mark (backpressure).
     A message that cannot be serialized is logged and its error is raised by the next ``send``/``send_many``.
     Messages queued when the connection drops are lost (nothing acknowledges delivery; JSON-RPC requests
@@ -112,24 +112,18 @@ class Transport:
     async def send(self, msg: Any) -> None:
         """Send one message (a dict, a list for a batch, or ``bytes`` of already-serialized JSON).
 
-        Returns once the message is written (the first send after a read on an idle connection) or queued
+        Returns once the message is written (the first send after a read) or queued
         for this loop iteration's write; waits first while the peer is not reading fast enough (the write
         buffer is above its high-water mark).
 
         Raises:
-            ConnectionClosed: the connection is closed (the peer is gone, or ``close`` was called).
+            ConnectionClosed: the connection is closed (the peer is gone, a fatal stream error ended it, or
+                ``close`` was called).
             TypeError / ValueError: an earlier message could not be serialized (see the class docstring).
         """
-        p = self._proto
-        if p._write_paused or p._closed or p._send_error is not None or (p._eof and self._redial is not None):
+        # Queued (or written: see the class doc) unless it must wait or fail.
+        if not self._proto.send_nowait(msg, self._redial is not None):
             await self._send_slow((msg,))
-            return
-        out = p._out
-        out.append(msg)
-        if not p._flush_scheduled:
-            p._first_send()  # on an idle connection it leaves now (see the class doc)
-        elif len(out) >= p._flush_cap:
-            p.flush()
 
     async def send_many(self, msgs: Iterable[Any]) -> None:
         """Send several messages; together with other sends of this iteration they leave in one write.
@@ -163,22 +157,21 @@ class Transport:
             FramingError / FrameTooLarge / DecryptError: once, when a fatal stream error ended the connection.
         """
         p = self._proto
-        queue = p._queue
-        if not queue:
-            if p._eof or self._user_closed or self._redial is not None:
-                return await self._receive_slow()
-            # Wait right here: a client's every reply arrives while it waits, and each coroutine layer of the
-            # general path (_receive_slow, RpcProtocol.receive, _park) costs a frame and an await.
-            fut = p.new_waiter(p._waiters)
-            try:
-                await fut
-            finally:
-                drop_waiter(fut, p._waiters)
-            if not queue:  # woken by the end of the stream, or by an item another receiver took
-                return await self._receive_slow()
-        item = queue.popleft()
-        if not queue or p._reading_paused:
-            p._after_pop()
+        item = p._take()
+        if item is not None:
+            return item
+        if p._eof or self._user_closed or self._redial is not None:
+            return await self._receive_slow()
+        # Wait right here: a client's every reply arrives while it waits, and each coroutine layer of the
+        # general path (_receive_slow, RpcProtocol.receive, _park) costs a frame and an await.
+        fut = p._new_waiter()
+        try:
+            await fut
+        finally:
+            p._drop_waiter(fut)
+        item = p._take()
+        if item is None:  # woken by the end of the stream, or by an item another receiver took
+            return await self._receive_slow()
         return item
 
     async def _receive_slow(self) -> Any:
@@ -243,11 +236,7 @@ class Transport:
     async def _items(self) -> AsyncIterator[Any]:
         while True:
             p = self._proto  # again after each wait: a reconnect replaces it
-            queue = p._queue
-            while queue:
-                item = queue.popleft()
-                if not queue or p._reading_paused:
-                    p._after_pop()
+            while (item := p._take()) is not None:
                 yield item
             try:
                 item = await self.receive()

@@ -16,6 +16,13 @@ def request(i: int, **params: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": i, "method": "echo", "params": params}
 
 
+def answer(msg: Any) -> dict[str, Any] | None:
+    """Requests get their params back; notifications get nothing."""
+    if "id" in msg:
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"]}
+    return None
+
+
 async def echo_handler(t: rpcwire.Transport) -> None:
     """Answer every request with its params; answer ProtocolError items with their error response."""
     async for msg in t:

@@ -9,7 +9,7 @@ import pytest
 import rpcwire
 from rpcwire import _protocol
 
-from ._helpers import note, request
+from ._helpers import answer, note, request
 
 
 def test_round_trip_both_directions(run: Any) -> None:
@@ -346,13 +346,6 @@ def test_small_messages_do_not_license_a_huge_batch_of_big_ones(run: Any) -> Non
 
 
 # --- Transport.handle --------------------------------------------------------------------------------
-
-
-def answer(msg: Any) -> dict[str, Any] | None:
-    """Requests get their params back; notifications get nothing."""
-    if "id" in msg:
-        return {"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"]}
-    return None
 
 
 def test_handle_answers_requests_in_order(run: Any) -> None:

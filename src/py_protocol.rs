@@ -1,0 +1,669 @@
+//! `rpcwire._core.ProtocolCore`: the per-read and per-write paths of rpcwire's asyncio protocol.
+//!
+//! `rpcwire._protocol.RpcProtocol` subclasses this class; asyncio calls `get_buffer`, `buffer_updated` and
+//! `data_received` here directly, and `Transport.send` calls `send_nowait`. Everything a read or a write does
+//! on the common path (feed the codec, queue or hand out the items, wake a receiver, encode the sends and
+//! write them, keep the counts) runs here, without a Python frame per step: on a 150-byte round trip that
+//! glue was a tenth of the latency. The rare paths (a fatal stream error, a handler that raised, flow
+//! control, closing) stay in Python, which this class calls by method name; it holds the state both share.
+//!
+//! No borrow of `self` is held across a call into Python: a handler, a transport's `write` or a future's
+//! callbacks may call back into this object.
+use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PySlice};
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+use crate::py_codec::Codec;
+
+/// Write-buffer high-water mark: above it `send` waits.
+const WRITE_HIGH_WATER: usize = 2 * 1024 * 1024;
+/// Write-buffer low-water mark: below it waiting senders resume.
+const WRITE_LOW_WATER: usize = 512 * 1024;
+/// Most messages held for coalescing before an inline flush.
+const FLUSH_MAX_MESSAGES: usize = 1024;
+/// Fewest, for very large messages.
+const FLUSH_MIN_MESSAGES: usize = 8;
+/// The bound before any message size is known.
+const FLUSH_FIRST_MESSAGES: usize = 64;
+/// The coalescing bound adapts so that one inline flush encodes about this many bytes.
+const FLUSH_TARGET_BYTES: usize = 256 * 1024;
+/// Unread items that make the protocol stop reading.
+const QUEUE_MAX_ITEMS: usize = 4096;
+/// Unread bytes (as received) that make the protocol stop reading.
+const QUEUE_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// The state of one connection and its hot paths (see the module docs; `RpcProtocol` documents the rules).
+#[pyclass(module = "rpcwire._core", subclass)]
+#[allow(clippy::struct_excessive_bools)] // each flag is its own attribute to the Python half
+pub struct ProtocolCore {
+    #[pyo3(get, name = "_codec")]
+    codec: Py<PyAny>,
+    /// `codec` when it is an `rpcwire.Codec`: called without going through Python.
+    fast: Option<Py<Codec>>,
+    #[pyo3(get, name = "_loop")]
+    event_loop: Py<PyAny>,
+    /// The read side's asyncio transport.
+    #[pyo3(get, set, name = "_rt")]
+    rt: Option<Py<PyAny>>,
+    /// The write side's asyncio transport.
+    #[pyo3(get, set, name = "_wt")]
+    wt: Option<Py<PyAny>>,
+    /// Decoded items waiting for `receive` (a `collections.deque`).
+    #[pyo3(get, name = "_queue")]
+    queue: Py<PyAny>,
+    /// Futures of receivers waiting for an item (or for the end).
+    #[pyo3(get, name = "_waiters")]
+    waiters: Py<PyList>,
+    /// Futures of senders waiting for the write buffer to drain.
+    #[pyo3(get, name = "_write_waiters")]
+    write_waiters: Py<PyList>,
+    /// Messages sent and not yet encoded: they leave together in the next flush.
+    #[pyo3(get, set, name = "_out")]
+    out: Py<PyList>,
+    /// `Transport.handle`'s function, while it runs.
+    #[pyo3(get, set, name = "_handler")]
+    handler: Option<Py<PyAny>>,
+    /// What the handler raised (or an answer's encoding error), for `handle` to raise.
+    #[pyo3(get, set, name = "_handler_error")]
+    handler_error: Option<Py<PyAny>>,
+    /// A message could not be encoded: the next `send` raises this.
+    #[pyo3(get, set, name = "_send_error")]
+    send_error: Option<Py<PyAny>>,
+    /// The buffer `get_buffer` handed out (the thread's shared read buffer).
+    rbuf: Option<Py<PyAny>>,
+    /// Bytes of the items waiting in `queue`, as received.
+    #[pyo3(get, set, name = "_queued_bytes")]
+    queued_bytes: usize,
+    /// Bytes fed since the last items were queued (a frame in progress).
+    #[pyo3(get, set, name = "_partial_bytes")]
+    partial_bytes: usize,
+    #[pyo3(get, set, name = "_reading_paused")]
+    reading_paused: bool,
+    /// Reading paused because the handler's answers wait to be written.
+    #[pyo3(get, set, name = "_paused_for_writes")]
+    paused_for_writes: bool,
+    /// No more items will arrive.
+    #[pyo3(get, set, name = "_eof")]
+    eof: bool,
+    /// The write side is gone (or closing): send raises.
+    #[pyo3(get, set, name = "_closed")]
+    closed: bool,
+    #[pyo3(get, set, name = "_flush_scheduled")]
+    flush_scheduled: bool,
+    /// A send went out eagerly since the last read or scheduled flush: the next one coalesces instead.
+    #[pyo3(get, set, name = "_wrote_eagerly")]
+    wrote_eagerly: bool,
+    /// Messages held for coalescing before an inline flush (adapts to the message size seen).
+    #[pyo3(get, set, name = "_flush_cap")]
+    flush_cap: usize,
+    #[pyo3(get, set, name = "_write_paused")]
+    write_paused: bool,
+    #[pyo3(get, set)]
+    messages_in: i64,
+    #[pyo3(get, set)]
+    messages_out: i64,
+    #[pyo3(get, set)]
+    bytes_in: i64,
+    #[pyo3(get, set)]
+    bytes_out: i64,
+}
+
+/// What a flush or a feed needs from `self`, taken under a short borrow.
+struct CodecRefs {
+    fast: Option<Py<Codec>>,
+    codec: Py<PyAny>,
+}
+
+#[pymethods]
+impl ProtocolCore {
+    #[classattr]
+    const WRITE_HIGH_WATER: usize = WRITE_HIGH_WATER;
+    #[classattr]
+    const WRITE_LOW_WATER: usize = WRITE_LOW_WATER;
+    #[classattr]
+    const FLUSH_MAX_MESSAGES: usize = FLUSH_MAX_MESSAGES;
+    #[classattr]
+    const FLUSH_MIN_MESSAGES: usize = FLUSH_MIN_MESSAGES;
+    #[classattr]
+    const FLUSH_FIRST_MESSAGES: usize = FLUSH_FIRST_MESSAGES;
+    #[classattr]
+    const FLUSH_TARGET_BYTES: usize = FLUSH_TARGET_BYTES;
+    #[classattr]
+    const QUEUE_MAX_ITEMS: usize = QUEUE_MAX_ITEMS;
+    #[classattr]
+    const QUEUE_MAX_BYTES: usize = QUEUE_MAX_BYTES;
+
+    /// One connection's state around `codec`, on `loop` (the running loop when None).
+    #[new]
+    #[pyo3(signature = (codec, r#loop=None))]
+    fn new(py: Python<'_>, codec: Bound<'_, PyAny>, r#loop: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let event_loop = match r#loop {
+            Some(l) if !l.is_none() => l,
+            _ => py
+                .import(intern!(py, "asyncio"))?
+                .call_method0(intern!(py, "get_running_loop"))?,
+        };
+        let queue = py
+            .import(intern!(py, "collections"))?
+            .getattr(intern!(py, "deque"))?
+            .call0()?;
+        Ok(Self {
+            fast: codec.cast::<Codec>().ok().map(|c| c.clone().unbind()),
+            codec: codec.unbind(),
+            event_loop: event_loop.unbind(),
+            rt: None,
+            wt: None,
+            queue: queue.unbind(),
+            waiters: PyList::empty(py).unbind(),
+            write_waiters: PyList::empty(py).unbind(),
+            out: PyList::empty(py).unbind(),
+            handler: None,
+            handler_error: None,
+            send_error: None,
+            rbuf: None,
+            queued_bytes: 0,
+            partial_bytes: 0,
+            reading_paused: false,
+            paused_for_writes: false,
+            eof: false,
+            closed: false,
+            flush_scheduled: false,
+            wrote_eagerly: false,
+            flush_cap: FLUSH_FIRST_MESSAGES,
+            write_paused: false,
+            messages_in: 0,
+            messages_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+    }
+
+    /// asyncio's `BufferedProtocol.get_buffer`: this thread's read buffer, shared by every connection it
+    /// serves (the codec copies what it keeps before the next read), fetched once.
+    #[pyo3(signature = (sizehint, /))]
+    fn get_buffer(slf: &Bound<'_, Self>, sizehint: isize) -> PyResult<Py<PyAny>> {
+        let _ = sizehint; // asyncio passes -1; the buffer's size is what it is
+        let py = slf.py();
+        if let Some(buf) = &slf.borrow().rbuf {
+            return Ok(buf.clone_ref(py));
+        }
+        let buf = py
+            .import(intern!(py, "rpcwire._protocol"))?
+            .call_method0(intern!(py, "_read_buffer"))?
+            .unbind();
+        slf.borrow_mut().rbuf = Some(buf.clone_ref(py));
+        Ok(buf)
+    }
+
+    /// asyncio's `BufferedProtocol.buffer_updated`: the first `nbytes` of the read buffer arrived.
+    #[pyo3(signature = (nbytes, /))]
+    fn buffer_updated(slf: &Bound<'_, Self>, nbytes: usize) -> PyResult<()> {
+        let py = slf.py();
+        let buf = slf.borrow().rbuf.as_ref().map(|b| b.clone_ref(py));
+        let Some(buf) = buf else {
+            return Err(PyRuntimeError::new_err("buffer_updated() before get_buffer()"));
+        };
+        Self::received(slf, buf.bind(py), Some(nbytes), nbytes)
+    }
+
+    /// Feed a chunk (pipe transports and the memory transport call this directly).
+    #[pyo3(signature = (data, /))]
+    fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = data.len()?;
+        Self::received(slf, data, None, len)
+    }
+
+    /// asyncio's `pause_writing`: `send` waits until `resume_writing`.
+    fn pause_writing(&mut self) {
+        self.write_paused = true;
+    }
+
+    /// Count `items` in and queue them, or hand them to the handler (`Transport.handle`).
+    #[pyo3(signature = (items, /))]
+    fn _push(slf: &Bound<'_, Self>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let count = items.len()?;
+        let handling = {
+            let mut this = slf.borrow_mut();
+            this.messages_in = this.messages_in.saturating_add(wide(count));
+            if this.handler.is_some() {
+                this.partial_bytes = 0;
+            }
+            this.handler.is_some()
+        };
+        if handling {
+            slf.call_method1(intern!(py, "dispatch"), (items,))?;
+            return Ok(());
+        }
+        Self::_enqueue(slf, items)
+    }
+
+    /// Queue `items` for `receive`, wake the receivers, and stop reading when the queue is full.
+    #[pyo3(signature = (items, /))]
+    fn _enqueue(slf: &Bound<'_, Self>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let (queue, waiters) = {
+            let mut this = slf.borrow_mut();
+            this.queued_bytes += this.partial_bytes;
+            this.partial_bytes = 0;
+            (this.queue.clone_ref(py), this.waiters.clone_ref(py))
+        };
+        let queue = queue.bind(py);
+        queue.call_method1(intern!(py, "extend"), (items,))?;
+        wake(waiters.bind(py))?;
+        let full = {
+            let this = slf.borrow();
+            !this.reading_paused && (this.queued_bytes >= QUEUE_MAX_BYTES || queue.len()? >= QUEUE_MAX_ITEMS)
+        };
+        if full {
+            slf.call_method0(intern!(py, "_pause_reading"))?;
+        }
+        Ok(())
+    }
+
+    /// The next queued item, or None when the queue is empty (an item is never None). Reading resumes when
+    /// the reader has drained a paused queue to a quarter of its bound.
+    fn _take(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+        let py = slf.py();
+        let queue = slf.borrow().queue.clone_ref(py).into_bound(py);
+        let queued = queue.len()?;
+        if queued == 0 {
+            return Ok(None);
+        }
+        let item = queue.call_method0(intern!(py, "popleft"))?;
+        if queued == 1 || slf.borrow().reading_paused {
+            Self::_after_pop(slf)?;
+        }
+        Ok(Some(item.unbind()))
+    }
+
+    /// Called by a reader after it took an item and either the queue is empty or reading is paused.
+    fn _after_pop(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let queue = slf.borrow().queue.clone_ref(py);
+        let queued = queue.bind(py).len()?;
+        let resume = {
+            let mut this = slf.borrow_mut();
+            if queued == 0 {
+                this.queued_bytes = 0;
+            }
+            this.reading_paused && queued <= QUEUE_MAX_ITEMS / 4 && this.queued_bytes < QUEUE_MAX_BYTES && !this.eof
+        };
+        if resume {
+            slf.call_method0(intern!(py, "_resume_reading"))?;
+        }
+        Ok(())
+    }
+
+    /// A future the next item (or the end) completes: await it, then always `_drop_waiter` it.
+    fn _new_waiter(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let (event_loop, waiters) = {
+            let this = slf.borrow();
+            (this.event_loop.clone_ref(py), this.waiters.clone_ref(py))
+        };
+        let fut = event_loop.bind(py).call_method0(intern!(py, "create_future"))?;
+        waiters.bind(py).append(&fut)?;
+        Ok(fut.unbind())
+    }
+
+    /// After a wait on `_new_waiter`: cancel the future if it is pending, and forget it if it was not woken
+    /// (a cancelled wait), so waits that time out cannot pile up in the list.
+    #[pyo3(signature = (fut, /))]
+    fn _drop_waiter(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let waiters = slf.borrow().waiters.clone_ref(py);
+        forget_waiter(fut, waiters.bind(py))
+    }
+
+    /// `Transport.send` without waiting: queue `msg` for this iteration's write (or write it now, see
+    /// `_first_send`). False, with nothing queued, when the send must take the general path: the write
+    /// buffer is full, the connection is closed or at its end (`redials`: a reconnecting client), or an
+    /// earlier message could not be encoded.
+    #[pyo3(signature = (msg, redials, /))]
+    fn send_nowait(slf: &Bound<'_, Self>, msg: &Bound<'_, PyAny>, redials: bool) -> PyResult<bool> {
+        let py = slf.py();
+        let (out, scheduled, cap) = {
+            let this = slf.borrow();
+            if this.write_paused || this.closed || this.send_error.is_some() || (this.eof && redials) {
+                return Ok(false);
+            }
+            (this.out.clone_ref(py), this.flush_scheduled, this.flush_cap)
+        };
+        let out = out.bind(py);
+        out.append(msg)?;
+        if !scheduled {
+            Self::_first_send(slf)?;
+        } else if out.len() >= cap {
+            Self::flush(slf)?;
+        }
+        Ok(true)
+    }
+
+    /// A send found no flush scheduled: write now, or schedule the coalesced write.
+    ///
+    /// The first send after a read (or after the last scheduled flush) leaves at once, so a lone request or
+    /// reply pays no extra loop iteration, and nothing is scheduled behind it. The sends that follow coalesce
+    /// until a flush scheduled for the next iteration. (When the transport still buffers earlier data, that
+    /// first write only joins its buffer: no system call, and no need to ask for its size first.)
+    fn _first_send(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        if !slf.borrow().wrote_eagerly {
+            slf.borrow_mut().wrote_eagerly = true;
+            return Self::flush(slf);
+        }
+        let event_loop = {
+            let mut this = slf.borrow_mut();
+            this.flush_scheduled = true;
+            this.event_loop.clone_ref(py)
+        };
+        let callback = slf.getattr(intern!(py, "_scheduled_flush"))?;
+        event_loop
+            .bind(py)
+            .call_method1(intern!(py, "call_soon"), (callback,))?;
+        Ok(())
+    }
+
+    fn _scheduled_flush(slf: &Bound<'_, Self>) -> PyResult<()> {
+        {
+            let mut this = slf.borrow_mut();
+            this.flush_scheduled = false;
+            this.wrote_eagerly = false;
+        }
+        Self::flush(slf)
+    }
+
+    /// Encode every queued message in one `encode_many` and write the result in one write.
+    ///
+    /// Nothing is written once `_closed` is set: by `close`, `abort`, a fatal stream error or the write side's
+    /// `connection_lost`, which are every way the write transport closes but asyncio's own close after an
+    /// OS error, whose transport drops writes until its `connection_lost` comes.
+    fn flush(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let (out, wt, refs) = {
+            let mut this = slf.borrow_mut();
+            if this.out.bind(py).is_empty() {
+                return Ok(());
+            }
+            let out = std::mem::replace(&mut this.out, PyList::empty(py).unbind());
+            let wt = if this.closed {
+                None
+            } else {
+                this.wt.as_ref().map(|w| w.clone_ref(py))
+            };
+            (out, wt, this.codec_refs(py))
+        };
+        let out = out.bind(py);
+        let count = out.len();
+        let Some(wt) = wt else {
+            slf.call_method1(intern!(py, "_dropped"), (count,))?;
+            return Ok(());
+        };
+        let encoded = match &refs.fast {
+            Some(codec) => codec
+                .bind(py)
+                .try_borrow_mut()
+                .map_err(PyErr::from)
+                .and_then(|mut c| c.encode_many(py, out.as_any()))
+                .map(Bound::into_any),
+            None => refs.codec.bind(py).call_method1(intern!(py, "encode_many"), (out,)),
+        };
+        let data = match encoded {
+            Ok(data) => {
+                {
+                    let mut this = slf.borrow_mut();
+                    this.messages_out = this.messages_out.saturating_add(wide(count));
+                }
+                data
+            }
+            Err(error) if error.is_instance_of::<PyException>(py) => {
+                slf.call_method1(intern!(py, "_encode_each"), (out,))?
+            }
+            Err(error) => return Err(error),
+        };
+        let size = data.len()?;
+        if size == 0 {
+            return Ok(());
+        }
+        wt.bind(py).call_method1(intern!(py, "write"), (data,))?;
+        let mut this = slf.borrow_mut();
+        this.bytes_out = this.bytes_out.saturating_add(wide(size));
+        // Aim at FLUSH_TARGET_BYTES per write; grow only after full batches, at most 2x a time, so a run of
+        // tiny messages (or one lone one) cannot license thousands of big ones in a single encode_many.
+        let cap = this.flush_cap;
+        let target = FLUSH_TARGET_BYTES.saturating_mul(count);
+        if count.saturating_mul(2) > cap || target < cap.saturating_mul(size) {
+            let grown = cap.max(count.saturating_mul(2));
+            this.flush_cap = grown.min(target / size).clamp(FLUSH_MIN_MESSAGES, FLUSH_MAX_MESSAGES);
+        }
+        Ok(())
+    }
+
+    /// Write the answers of the items just handled; stop handling if one could not be serialized, and
+    /// hold what comes next if they filled the write buffer.
+    fn _after_dispatch(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        if !slf.borrow().out.bind(py).is_empty() {
+            Self::flush(slf)?;
+        }
+        let (answer_failed, paused) = {
+            let this = slf.borrow();
+            let handling = this.handler.is_some();
+            (handling && this.send_error.is_some(), handling && this.write_paused)
+        };
+        if answer_failed {
+            // An answer could not be serialized (the others were sent): handle() raises it, as send would.
+            let waiters = {
+                let mut this = slf.borrow_mut();
+                this.handler = None;
+                this.handler_error = this.send_error.take();
+                this.waiters.clone_ref(py)
+            };
+            wake(waiters.bind(py))?;
+        } else if paused {
+            slf.call_method0(intern!(py, "_pause_for_writes"))?;
+        }
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.codec)?;
+        visit.call(&self.fast)?;
+        visit.call(&self.event_loop)?;
+        visit.call(&self.rt)?;
+        visit.call(&self.wt)?;
+        visit.call(&self.queue)?;
+        visit.call(&self.waiters)?;
+        visit.call(&self.write_waiters)?;
+        visit.call(&self.out)?;
+        visit.call(&self.handler)?;
+        visit.call(&self.handler_error)?;
+        visit.call(&self.send_error)?;
+        visit.call(&self.rbuf)?;
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        // What can hold this object again (transports, the handler, waiting futures and their tasks, the
+        // items and messages) goes; the codec and the loop cannot.
+        self.rt = None;
+        self.wt = None;
+        self.handler = None;
+        self.handler_error = None;
+        self.send_error = None;
+        self.rbuf = None;
+        Python::attach(|py| {
+            for list in [&self.waiters, &self.write_waiters, &self.out] {
+                let list = list.bind(py);
+                let _ = list.del_slice(0, list.len());
+            }
+            if self.queue.bind(py).call_method0(intern!(py, "clear")).is_err() {
+                PyErr::take(py);
+            }
+        });
+    }
+}
+
+impl ProtocolCore {
+    fn codec_refs(&self, py: Python<'_>) -> CodecRefs {
+        CodecRefs {
+            fast: self.fast.as_ref().map(|c| c.clone_ref(py)),
+            codec: self.codec.clone_ref(py),
+        }
+    }
+
+    /// A chunk arrived: `data`, or its first `limit` bytes (the read buffer); `len` bytes in all.
+    fn received(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>, limit: Option<usize>, len: usize) -> PyResult<()> {
+        let py = slf.py();
+        let (handler, refs) = {
+            let mut this = slf.borrow_mut();
+            if this.eof {
+                return Ok(());
+            }
+            this.wrote_eagerly = false;
+            this.bytes_in = this.bytes_in.saturating_add(wide(len));
+            let handler = if this.paused_for_writes {
+                None
+            } else {
+                this.handler.as_ref().map(|h| h.clone_ref(py))
+            };
+            (handler, this.codec_refs(py))
+        };
+        if let Some(handler) = handler {
+            return Self::feed_each(slf, &refs, data, limit, handler.into_bound(py));
+        }
+        let fed = match &refs.fast {
+            Some(codec) => codec
+                .bind(py)
+                .try_borrow_mut()
+                .map_err(PyErr::from)
+                .and_then(|mut c| c.feed_list(py, data, limit)),
+            None => refs
+                .codec
+                .bind(py)
+                .call_method1(intern!(py, "feed"), (chunk(data, limit)?,))
+                .and_then(|items| items.cast_into::<PyList>().map_err(PyErr::from)),
+        };
+        let items = match fed {
+            Ok(items) => items,
+            // A fatal codec error (or a codec bug): the stream ends here.
+            Err(error) if error.is_instance_of::<PyException>(py) => {
+                slf.call_method1(intern!(py, "_fatal"), (error.value(py),))?;
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        slf.borrow_mut().partial_bytes += len;
+        if !items.is_empty() {
+            Self::_push(slf, items.as_any())?;
+        }
+        Ok(())
+    }
+
+    /// Handler mode: decode a chunk, each item straight to the handler (`RpcProtocol.dispatch` has the rules).
+    fn feed_each<'py>(
+        slf: &Bound<'py, Self>,
+        refs: &CodecRefs,
+        data: &Bound<'py, PyAny>,
+        limit: Option<usize>,
+        function: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let (out, cap) = {
+            let this = slf.borrow();
+            (this.out.clone_ref(py).into_bound(py), this.flush_cap)
+        };
+        let fed: PyResult<(usize, Option<Bound<'py, PyAny>>, Bound<'py, PyList>)> = match &refs.fast {
+            Some(codec) => codec
+                .bind(py)
+                .try_borrow_mut()
+                .map_err(PyErr::from)
+                .and_then(|mut c| c.feed_handing(py, data, limit, function, out, cap))
+                .map(|(handled, error, rest)| (handled, error.map(|e| e.into_bound(py).into_any()), rest)),
+            None => refs
+                .codec
+                .bind(py)
+                .call_method1(intern!(py, "feed_each"), (chunk(data, limit)?, function, out, cap))
+                .and_then(|result| result.extract()),
+        };
+        match fed {
+            // A fatal codec error: the items before it were handled, their answers go out.
+            Err(error) if error.is_instance_of::<PyException>(py) => {
+                let value = error.value(py);
+                let handled: i64 = value
+                    .getattr(intern!(py, "handled"))
+                    .and_then(|h| h.extract())
+                    .unwrap_or(0);
+                {
+                    let mut this = slf.borrow_mut();
+                    this.messages_in = this.messages_in.saturating_add(handled);
+                    this.partial_bytes = 0;
+                }
+                Self::flush(slf)?;
+                slf.call_method1(intern!(py, "_fatal"), (value,))?;
+                Ok(())
+            }
+            Err(error) => Err(error),
+            Ok((handled, error, rest)) => {
+                {
+                    let mut this = slf.borrow_mut();
+                    this.messages_in = this.messages_in.saturating_add(wide(handled + rest.len()));
+                    this.partial_bytes = 0;
+                }
+                if let Some(error) = error {
+                    slf.call_method1(intern!(py, "_handler_failed"), (error, rest))?;
+                } else if !rest.is_empty() {
+                    // The answers reached the flush cap: write them, then go on as dispatch does.
+                    slf.call_method1(intern!(py, "_answers_full"), (rest,))?;
+                    return Ok(());
+                }
+                Self::_after_dispatch(slf)
+            }
+        }
+    }
+}
+
+/// `data`, or its first `limit` bytes as a slice of it (for a codec written in Python).
+fn chunk<'py>(data: &Bound<'py, PyAny>, limit: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+    match limit {
+        Some(n) => data.get_item(PySlice::new(data.py(), 0, n.try_into()?, 1)),
+        None => Ok(data.clone()),
+    }
+}
+
+/// A count for the Python-visible counters.
+fn wide(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// See `_drop_waiter`.
+fn forget_waiter(fut: &Bound<'_, PyAny>, waiters: &Bound<'_, PyList>) -> PyResult<()> {
+    let py = fut.py();
+    if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+        fut.call_method0(intern!(py, "cancel"))?;
+    }
+    if !waiters.is_empty() {
+        if let Ok(at) = waiters.index(fut) {
+            waiters.del_item(at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Complete every future in `waiters` that is not done yet, and empty the list.
+fn wake(waiters: &Bound<'_, PyList>) -> PyResult<()> {
+    let py = waiters.py();
+    if waiters.is_empty() {
+        return Ok(());
+    }
+    let mut i = 0;
+    while i < waiters.len() {
+        let fut = waiters.get_item(i)?;
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            fut.call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        i += 1;
+    }
+    waiters.del_slice(0, waiters.len())
+}
