@@ -296,16 +296,29 @@ impl ProtocolCore {
         Ok(())
     }
 
-    /// A future the next item (or the end) completes: await it, then always `_drop_waiter` it.
-    fn _new_waiter(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+    /// A future the next item (or the end) completes, for `Transport.receive` once `_take` found the queue
+    /// empty: await it, then always `_woken` it. None when no item can come (the end, or `closing`: the
+    /// caller's own state says the general path must run).
+    #[pyo3(signature = (closing, /))]
+    fn _new_waiter(slf: &Bound<'_, Self>, closing: bool) -> PyResult<Option<Py<PyAny>>> {
         let py = slf.py();
         let (event_loop, waiters) = {
             let this = slf.borrow();
+            if this.eof || closing {
+                return Ok(None);
+            }
             (this.event_loop.clone_ref(py), this.waiters.clone_ref(py))
         };
         let fut = event_loop.bind(py).call_method0(intern!(py, "create_future"))?;
         waiters.bind(py).append(&fut)?;
-        Ok(fut.unbind())
+        Ok(Some(fut.unbind()))
+    }
+
+    /// After the wait on a `_new_waiter` future, however it ended: `_drop_waiter` it, then `_take`.
+    #[pyo3(signature = (fut, /))]
+    fn _woken(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        Self::_drop_waiter(slf, fut)?;
+        Self::_take(slf)
     }
 
     /// After a wait on `_new_waiter`: cancel the future if it is pending, and forget it if it was not woken

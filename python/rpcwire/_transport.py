@@ -160,16 +160,17 @@ class Transport:
         item = p._take()
         if item is not None:
             return item
-        if p._eof or self._user_closed or self._redial is not None:
-            return await self._receive_slow()
         # Wait right here: a client's every reply arrives while it waits, and each coroutine layer of the
         # general path (_receive_slow, RpcProtocol.receive, _park) costs a frame and an await.
-        fut = p._new_waiter()
+        fut = p._new_waiter(self._user_closed or self._redial is not None)
+        if fut is None:  # at the end, closed, or reconnecting: the general path
+            return await self._receive_slow()
         try:
             await fut
-        finally:
+        except BaseException:  # cancelled: forget the future, take nothing (cancel-safe)
             p._drop_waiter(fut)
-        item = p._take()
+            raise
+        item = p._woken(fut)
         if item is None:  # woken by the end of the stream, or by an item another receiver took
             return await self._receive_slow()
         return item
