@@ -36,12 +36,11 @@ SIZE = 150
 _BUFFER = memoryview(bytearray(256 * 1024))
 
 
-class MinimalServer(asyncio.BufferedProtocol):
-    """Each read: one ``feed_each`` into the bench logic, one ``encode_many`` and one write of the answers."""
+class _Minimal(asyncio.BufferedProtocol):
+    """A codec, the transport, and the module's read buffer for every read."""
 
     def __init__(self) -> None:
         self.codec = rpcwire.Codec(framing="ndjson")
-        self.logic = ServerLogic().on_message
         self.transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
@@ -49,6 +48,14 @@ class MinimalServer(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _BUFFER
+
+
+class MinimalServer(_Minimal):
+    """Each read: one ``feed_each`` into the bench logic, one ``encode_many`` and one write of the answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logic = ServerLogic().on_message
 
     def buffer_updated(self, nbytes: int) -> None:
         answers: list[Any] = []
@@ -57,20 +64,13 @@ class MinimalServer(asyncio.BufferedProtocol):
             self.transport.write(self.codec.encode_many(answers))
 
 
-class MinimalClient(asyncio.BufferedProtocol):
+class MinimalClient(_Minimal):
     """``send``: one ``encode_many`` and one write; ``receive``: the items one ``feed`` per read produced."""
 
     def __init__(self) -> None:
-        self.codec = rpcwire.Codec(framing="ndjson")
+        super().__init__()
         self.items: collections.deque[Any] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _BUFFER
 
     def buffer_updated(self, nbytes: int) -> None:
         self.items.extend(self.codec.feed(_BUFFER[:nbytes]))

@@ -332,14 +332,19 @@ impl ProtocolCore {
 
     /// `Transport.send` without waiting: queue `msg` for this iteration's write (or write it now, see
     /// `_first_send`). False, with nothing queued, when the send must take the general path: the write
-    /// buffer is full, the connection is closed or at its end (`redials`: a reconnecting client), or an
-    /// earlier message could not be encoded.
+    /// buffer is full, the connection is closed (or has no write side yet) or at its end (`redials`: a
+    /// reconnecting client), or an earlier message could not be encoded.
     #[pyo3(signature = (msg, redials, /))]
     fn send_nowait(slf: &Bound<'_, Self>, msg: &Bound<'_, PyAny>, redials: bool) -> PyResult<bool> {
         let py = slf.py();
         let (out, scheduled, cap) = {
             let this = slf.borrow();
-            if this.write_paused || this.closed || this.send_error.is_some() || (this.eof && redials) {
+            if this.write_paused
+                || this.closed
+                || this.wt.is_none()
+                || this.send_error.is_some()
+                || (this.eof && redials)
+            {
                 return Ok(false);
             }
             (this.out.clone_ref(py), this.flush_scheduled, this.flush_cap)
