@@ -42,7 +42,7 @@ mod _core {
     #[pymodule_export]
     use crate::py_keyring::Keyring;
     #[pymodule_export]
-    use crate::py_protocol::ProtocolCore;
+    use crate::py_protocol::{forget_waiter, wake, ProtocolCore};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -321,8 +321,7 @@ impl ProtocolCore {
         Self::_take(slf)
     }
 
-    /// After a wait on `_new_waiter`: cancel the future if it is pending, and forget it if it was not woken
-    /// (a cancelled wait), so waits that time out cannot pile up in the list.
+    /// After a wait on `_new_waiter`: `drop_waiter(fut, self._waiters)`.
     #[pyo3(signature = (fut, /))]
     fn _drop_waiter(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
@@ -655,8 +654,11 @@ fn wide(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// See `_drop_waiter`.
-fn forget_waiter(fut: &Bound<'_, PyAny>, waiters: &Bound<'_, PyList>) -> PyResult<()> {
+/// After a wait on a future of `waiters` (however it ended): cancel it if pending, and forget it if it was not
+/// woken (a cancelled wait), so waits that time out cannot pile up in the list.
+#[pyfunction(name = "drop_waiter")]
+#[pyo3(signature = (fut, waiters, /))]
+pub fn forget_waiter(fut: &Bound<'_, PyAny>, waiters: &Bound<'_, PyList>) -> PyResult<()> {
     let py = fut.py();
     if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
         fut.call_method0(intern!(py, "cancel"))?;
@@ -670,7 +672,9 @@ fn forget_waiter(fut: &Bound<'_, PyAny>, waiters: &Bound<'_, PyList>) -> PyResul
 }
 
 /// Complete every future in `waiters` that is not done yet, and empty the list.
-fn wake(waiters: &Bound<'_, PyList>) -> PyResult<()> {
+#[pyfunction]
+#[pyo3(signature = (waiters, /))]
+pub fn wake(waiters: &Bound<'_, PyList>) -> PyResult<()> {
     let py = waiters.py();
     if waiters.is_empty() {
         return Ok(());

@@ -11,7 +11,7 @@ from typing_extensions import disjoint_base
 from ._errors import ProtocolError
 
 __version__: str
-__all__ = ["Codec", "Keyring", "ProtocolCore", "__version__", "kind"]
+__all__ = ["Codec", "Keyring", "ProtocolCore", "__version__", "drop_waiter", "kind", "wake"]
 
 #: One decoded item: a message, a batch (invalid elements replaced by their ProtocolError), or a
 #: ProtocolError for a frame that could not be turned into a message.
@@ -336,6 +336,13 @@ class ProtocolCore:
     def _new_waiter(self, closing: bool, /) -> asyncio.Future[None] | None: ...
     def _drop_waiter(self, fut: asyncio.Future[None], /) -> None: ...
     def _woken(self, fut: asyncio.Future[None], /) -> Any | None: ...
+
+def wake(waiters: list[asyncio.Future[None]], /) -> None:
+    """Complete every future in ``waiters`` that is not done yet, and empty the list (private)."""
+
+def drop_waiter(fut: asyncio.Future[None], waiters: list[asyncio.Future[None]], /) -> None:
+    """After a wait on a future of ``waiters``, however it ended: cancel it if pending, and forget it if it was
+    not woken (private)."""
 
 def kind(msg: dict[str, Any], /) -> Literal["request", "notification", "response", "error"]:
     """Say which kind of JSON-RPC 2.0 message ``msg`` is.

@@ -34,7 +34,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, cast
 
-from ._core import ProtocolCore
+from ._core import ProtocolCore, drop_waiter
+from ._core import wake as _wake
 from ._errors import ConnectionClosed, RpcWireError
 
 __all__ = (
@@ -50,7 +51,6 @@ __all__ = (
     "CodecLike",
     "RpcProtocol",
     "codec_kwargs",
-    "drop_waiter",
     "new_codec",
 )
 
@@ -124,22 +124,6 @@ def new_codec(kwargs: dict[str, Any]) -> CodecLike:
         cls = Codec
     codec: CodecLike = cls(**kwargs)
     return codec
-
-
-def _wake(waiters: list[asyncio.Future[None]]) -> None:
-    for fut in waiters:
-        if not fut.done():
-            fut.set_result(None)
-    waiters.clear()
-
-
-def drop_waiter(fut: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
-    """After a wait on ``RpcProtocol.new_waiter``: cancel it if pending, and forget it if it was not woken (a
-    cancelled wait), so waits that time out cannot pile up in ``waiters``."""
-    if not fut.done():
-        fut.cancel()
-    if fut in waiters:
-        waiters.remove(fut)
 
 
 #: What a socket transport reads into at a time: one buffer per thread, reused for every read of every
@@ -337,32 +321,16 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     async def _park(self, waiters: list[asyncio.Future[None]]) -> None:
         """Wait until ``_wake(waiters)``; a cancelled wait leaves no future behind in ``waiters``."""
-        fut = self.new_waiter(waiters)
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters.append(fut)
         try:
             await fut
         finally:
             drop_waiter(fut, waiters)
 
-    def new_waiter(self, waiters: list[asyncio.Future[None]]) -> asyncio.Future[None]:
-        """A future ``_wake(waiters)`` completes: await it, then always ``drop_waiter`` it."""
-        fut: asyncio.Future[None] = self._loop.create_future()
-        waiters.append(fut)
-        return fut
-
-    async def send(self, msg: Any) -> None:
-        """Queue one message for the coalesced write of this loop iteration (waits under backpressure)."""
-        if self._write_paused:
-            await self.wait_writable()
-        else:
-            self._check_send()
-        self._out.append(msg)
-        if not self._flush_scheduled:
-            self._first_send()
-        elif len(self._out) >= self._flush_cap:
-            self.flush()
-
     async def send_many(self, msgs: Iterable[Any]) -> None:
-        """Queue several messages at once (same rules as ``send``)."""
+        """Queue several messages at once (the rules of ``Transport.send``, whose single-message path is the
+        core's ``send_nowait``)."""
         if self._write_paused:
             await self.wait_writable()
         else:
