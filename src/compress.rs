@@ -9,6 +9,11 @@ use crate::errors::{CodecError, CodecResult};
 
 /// Brotli quality rpcwire writes (docs/wire-format.md 3.1): a good ratio at lz4-like setup cost for JSON.
 pub const BROTLI_QUALITY: u32 = 4;
+/// Default `max_expansion`: decompressed bytes a receiver accepts per compressed byte (docs/security.md).
+/// Measured at rpcwire's settings: source text 2-4x, tool lists and tables 37-85x, repetitive log text 140x
+/// (lz4) and 1500x (brotli); lz4 cannot pass ~255x. A body that compresses better than this is sent
+/// uncompressed. At 4096 a peer's byte costs at most 4 KiB of decompression and parsing.
+pub const DEFAULT_MAX_EXPANSION: usize = 4096;
 /// Brotli window (log2) rpcwire writes.
 pub const BROTLI_LGWIN: u32 = 22;
 
@@ -95,9 +100,11 @@ impl Compression {
         Ok(out)
     }
 
-    /// Decompress `input`, refusing (`FrameTooLarge`) as soon as the output would exceed `limit` bytes.
-    /// Input that is not a valid stream is `CodecError::Parse`. `offset` locates the frame in the stream.
-    pub fn decompress(self, input: &[u8], limit: usize, offset: u64) -> CodecResult<Vec<u8>> {
+    /// Decompress `input` within `limits`: the output may not exceed `max_frame_size` (`FrameTooLarge`) nor
+    /// `max_expansion` times the input's size (`Expansion`), and decoding stops as soon as it would, so a bomb
+    /// costs no more than the output allowed. Input that is not a valid stream is `CodecError::Parse`. `offset`
+    /// locates the frame in the stream.
+    pub fn decompress(self, input: &[u8], limits: Limits, offset: u64) -> CodecResult<Vec<u8>> {
         match self {
             Self::Lz4 => {
                 if input.len() < 4 || input[..4] != [0x04, 0x22, 0x4D, 0x18] {
@@ -106,7 +113,7 @@ impl Compression {
                 read_bounded(
                     lz4_flex::frame::FrameDecoder::new(input),
                     input.len(),
-                    limit,
+                    limits,
                     offset,
                     "lz4",
                 )
@@ -114,7 +121,7 @@ impl Compression {
             Self::Brotli => read_bounded(
                 brotli::Decompressor::new(input, 4096),
                 input.len(),
-                limit,
+                limits,
                 offset,
                 "brotli",
             ),
@@ -123,22 +130,94 @@ impl Compression {
     }
 }
 
-/// Read `reader` to its end into a new buffer of at most `limit` bytes.
-fn read_bounded(reader: impl Read, input_len: usize, limit: usize, offset: u64, what: &str) -> CodecResult<Vec<u8>> {
-    // Start with a guess proportional to the input (JSON compresses 2-10x), never more than the limit.
-    let mut out = Vec::with_capacity(input_len.saturating_mul(4).clamp(64, limit.max(64)));
-    let cap = (limit as u64).saturating_add(1);
-    let mut bounded = reader.take(cap);
-    match bounded.read_to_end(&mut out) {
-        Ok(_) => {}
-        Err(e) => return Err(CodecError::parse(format!("{what} body does not decompress: {e}"))),
+/// What a receiver lets one compressed body grow to (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest decompressed body (the codec's `max_frame_size`).
+    pub max_frame_size: usize,
+    /// Decompressed bytes allowed per compressed byte (the codec's `max_expansion`).
+    pub max_expansion: usize,
+}
+
+impl Limits {
+    /// The most output a compressed body of `input_len` bytes may produce.
+    #[must_use]
+    pub fn output_limit(self, input_len: usize) -> usize {
+        self.max_frame_size.min(input_len.saturating_mul(self.max_expansion))
+    }
+
+    /// True when a sender should keep `compressed_len` bytes for a body of `body_len` bytes: smaller than the
+    /// body, and within what a receiver with these limits accepts (a body that compresses better than
+    /// `max_expansion` goes uncompressed, so rpcwire never writes a frame its own default refuses).
+    #[must_use]
+    pub fn keeps(self, compressed_len: usize, body_len: usize) -> bool {
+        compressed_len < body_len && body_len <= compressed_len.saturating_mul(self.max_expansion)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refusal(self, input_len: usize, produced: usize, offset: u64) -> CodecError {
+        if input_len.saturating_mul(self.max_expansion) < self.max_frame_size {
+            CodecError::Expansion {
+                wire: input_len as u64,
+                max_expansion: self.max_expansion as u64,
+                offset,
+            }
+        } else {
+            CodecError::FrameTooLarge {
+                size: produced as u64,
+                limit: self.max_frame_size as u64,
+                offset,
+            }
+        }
+    }
+}
+
+/// Smallest step a decompression buffer grows by.
+const GROW_MIN: usize = 32 * 1024;
+
+/// Read `reader` to its end into a new buffer of at most `limits.output_limit(input_len)` bytes. The buffer
+/// grows with the output actually produced, by fallible allocation: an allocator that refuses is an
+/// `OutOfMemory` error, never an abort.
+fn read_bounded(
+    mut reader: impl Read,
+    input_len: usize,
+    limits: Limits,
+    offset: u64,
+    what: &str,
+) -> CodecResult<Vec<u8>> {
+    let limit = limits.output_limit(input_len);
+    // One byte past the limit tells "exactly the limit" from "over it".
+    let ceiling = limit.saturating_add(1);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= ceiling {
+                return Err(limits.refusal(input_len, out.len(), offset));
+            }
+            // Start near what JSON usually inflates to (2-10x), then double; never past the ceiling.
+            let step = if out.capacity() == 0 {
+                input_len.saturating_mul(4)
+            } else {
+                out.capacity()
+            };
+            let step = step.max(GROW_MIN).min(ceiling - out.len());
+            out.try_reserve_exact(step)
+                .map_err(|_| CodecError::out_of_memory(out.len() + step, offset))?;
+        }
+        // Reading at most the spare capacity, read_to_end never grows the buffer itself.
+        let spare = (out.capacity() - out.len()) as u64;
+        match (&mut reader).take(spare).read_to_end(&mut out) {
+            Ok(n) if (n as u64) < spare => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+                return Err(CodecError::out_of_memory(out.len(), offset))
+            }
+            Err(e) => return Err(CodecError::parse(format!("{what} body does not decompress: {e}"))),
+        }
     }
     if out.len() > limit {
-        return Err(CodecError::FrameTooLarge {
-            size: out.len() as u64,
-            limit: limit as u64,
-            offset,
-        });
+        return Err(limits.refusal(input_len, out.len(), offset));
     }
     Ok(out)
 }
@@ -146,6 +225,49 @@ fn read_bounded(reader: impl Read, input_len: usize, limit: usize, offset: u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits(max_frame_size: usize, max_expansion: usize) -> Limits {
+        Limits {
+            max_frame_size,
+            max_expansion,
+        }
+    }
+
+    #[test]
+    fn a_body_that_inflates_past_max_expansion_is_refused() {
+        // 16 MiB of whitespace: a few dozen bytes of brotli, a few KiB of lz4.
+        let spaces = vec![b' '; 16 << 20];
+        for c in [Compression::Lz4, Compression::Brotli] {
+            let z = c.compress(&spaces).unwrap_or_default();
+            assert_eq!(
+                c.decompress(&z, limits(16 << 20, 64), 9),
+                Err(CodecError::Expansion {
+                    wire: z.len() as u64,
+                    max_expansion: 64,
+                    offset: 9
+                }),
+                "{c:?}"
+            );
+            // Exactly max_expansion times the input is accepted.
+            let data = sample(6400);
+            let z = c.compress(&data).unwrap_or_default();
+            let ratio = data.len().div_ceil(z.len());
+            assert!(c.decompress(&z, limits(1 << 20, ratio), 0).is_ok(), "{c:?}");
+            assert!(
+                c.decompress(&z, limits(1 << 20, data.len() / z.len() - 1), 0).is_err(),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn senders_keep_only_what_receivers_accept() {
+        let l = limits(1 << 20, 64);
+        assert!(l.keeps(10, 640));
+        assert!(!l.keeps(10, 641));
+        assert!(!l.keeps(10, 10));
+        assert!(l.keeps(9, 10));
+    }
 
     fn sample(n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n);
@@ -179,7 +301,7 @@ mod tests {
             for n in [0, 1, 100, 70_000, 300_000] {
                 let data = sample(n);
                 let z = c.compress(&data).unwrap_or_default();
-                assert_eq!(c.decompress(&z, n, 0), Ok(data.clone()), "{c:?} {n}");
+                assert_eq!(c.decompress(&z, limits(n, 1 << 20), 0), Ok(data.clone()), "{c:?} {n}");
                 if n > 1000 {
                     assert!(z.len() < n / 2, "{c:?} compresses JSON");
                 }
@@ -198,9 +320,9 @@ mod tests {
         for c in [Compression::Lz4, Compression::Brotli] {
             let data = sample(10_000);
             let z = c.compress(&data).unwrap_or_default();
-            assert!(c.decompress(&z, 10_000, 0).is_ok());
+            assert!(c.decompress(&z, limits(10_000, 1 << 20), 0).is_ok());
             assert_eq!(
-                c.decompress(&z, 9_999, 42),
+                c.decompress(&z, limits(9_999, 1 << 20), 42),
                 Err(CodecError::FrameTooLarge {
                     size: 10_000,
                     limit: 9_999,
@@ -217,7 +339,7 @@ mod tests {
         for c in [Compression::Lz4, Compression::Brotli] {
             let z = c.compress(&zeros).unwrap_or_default();
             assert!(z.len() < 1 << 20);
-            let err = c.decompress(&z, 1 << 20, 0);
+            let err = c.decompress(&z, limits(1 << 20, usize::MAX), 0);
             assert!(
                 matches!(err, Err(CodecError::FrameTooLarge { limit, .. }) if limit == 1 << 20),
                 "{c:?}"
@@ -232,11 +354,14 @@ mod tests {
             let mid = z.len() / 2;
             z.truncate(mid);
             assert!(
-                matches!(c.decompress(&z, 1 << 20, 0), Err(CodecError::Parse { .. })),
+                matches!(
+                    c.decompress(&z, limits(1 << 20, 1 << 20), 0),
+                    Err(CodecError::Parse { .. })
+                ),
                 "{c:?} truncated"
             );
             assert!(matches!(
-                c.decompress(b"not compressed at all", 1 << 20, 0),
+                c.decompress(b"not compressed at all", limits(1 << 20, 1 << 20), 0),
                 Err(CodecError::Parse { .. })
             ));
         }

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::compress::Compression;
+use crate::compress::{Compression, Limits};
 use crate::crypto::{KeyRing, NonceSequence, PrefixSource, NONCE_LEN, TAG_LEN};
 use crate::errors::{CodecError, CodecResult};
 
@@ -30,6 +30,20 @@ pub struct EnvelopeConfig {
     pub compress_min_size: usize,
     pub keyring: Option<Arc<KeyRing>>,
     pub max_frame_size: usize,
+    /// Decompressed bytes a received compressed body may hold per compressed byte (and the most a sent body
+    /// may compress by: one that compresses better goes uncompressed).
+    pub max_expansion: usize,
+}
+
+impl EnvelopeConfig {
+    /// What a compressed body may grow to.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame_size: self.max_frame_size,
+            max_expansion: self.max_expansion,
+        }
+    }
 }
 
 /// A body after `Envelope::open`: one message, or records (`u32be len || message`)+ when `multi`.
@@ -114,7 +128,11 @@ impl Envelope {
             let mut out = Vec::with_capacity(PLAIN_HEADER_LEN + body.len() / 2 + 64);
             out.extend_from_slice(&[MAGIC, VERSION, c.code() | multi_flag]);
             c.compress_into(body, &mut out)?;
-            return Ok((out.len() - PLAIN_HEADER_LEN < body.len()).then_some(out));
+            return Ok(self
+                .config
+                .limits()
+                .keeps(out.len() - PLAIN_HEADER_LEN, body.len())
+                .then_some(out));
         };
         let nonces = self
             .nonces
@@ -126,7 +144,7 @@ impl Envelope {
         let mut code = 0;
         if let Some(c) = compression {
             c.compress_into(body, &mut out)?;
-            if out.len() - SEALED_HEADER_LEN < body.len() {
+            if self.config.limits().keeps(out.len() - SEALED_HEADER_LEN, body.len()) {
                 code = c.code();
             } else {
                 out.truncate(SEALED_HEADER_LEN);
@@ -220,7 +238,7 @@ impl Envelope {
             let compressed = &payload[PLAIN_HEADER_LEN..];
             let body = match compression {
                 None => Cow::Borrowed(compressed),
-                Some(c) => Cow::Owned(c.decompress(compressed, self.config.max_frame_size, offset)?),
+                Some(c) => Cow::Owned(c.decompress(compressed, self.config.limits(), offset)?),
             };
             return Ok(Opened { body, multi });
         }
@@ -253,7 +271,10 @@ impl Envelope {
             ));
         }
         // Decrypt in place in the one buffer the body needs anyway.
-        let mut buf = sealed.to_vec();
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(sealed.len())
+            .map_err(|_| CodecError::out_of_memory(sealed.len(), offset))?;
+        buf.extend_from_slice(sealed);
         let len = keyring.open_in_place(key_id, nonce, header, &mut buf)?;
         buf.truncate(len);
         if seq != self.recv_seq {
@@ -265,7 +286,7 @@ impl Envelope {
         self.recv_seq += 1;
         let body = match compression {
             None => buf,
-            Some(c) => c.decompress(&buf, self.config.max_frame_size, offset)?,
+            Some(c) => c.decompress(&buf, self.config.limits(), offset)?,
         };
         Ok(Opened {
             body: Cow::Owned(body),
@@ -327,6 +348,7 @@ pub(crate) mod vectors {
     use std::fmt::Write as _;
 
     use super::*;
+    use crate::compress::DEFAULT_MAX_EXPANSION;
 
     pub const KEY: [u8; 32] = [
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11,
@@ -376,6 +398,7 @@ pub(crate) mod vectors {
             compress_min_size: 0,
             keyring,
             max_frame_size: 16 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         };
         Envelope::with_nonce_source(config, fixed_prefix).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -459,6 +482,9 @@ mod tests {
 
     use super::vectors::{hex, sender, KEY, KEY_ID, LARGE, PREFIX, SMALL};
     use super::*;
+    use crate::compress::DEFAULT_MAX_EXPANSION;
+
+    const DEFAULT_MAX_EXPANSION_U64: u64 = DEFAULT_MAX_EXPANSION as u64;
 
     fn ok<T>(r: CodecResult<T>) -> T {
         r.unwrap_or_else(|e| panic!("{e}"))
@@ -472,11 +498,20 @@ mod tests {
     }
 
     fn env(compression: Option<Compression>, keyring: Option<Arc<KeyRing>>) -> Envelope {
+        env_expanding(compression, keyring, DEFAULT_MAX_EXPANSION)
+    }
+
+    fn env_expanding(
+        compression: Option<Compression>,
+        keyring: Option<Arc<KeyRing>>,
+        max_expansion: usize,
+    ) -> Envelope {
         ok(Envelope::new(EnvelopeConfig {
             compression,
             compress_min_size: 0,
             keyring,
             max_frame_size: 1 << 20,
+            max_expansion,
         }))
     }
 
@@ -562,6 +597,7 @@ mod tests {
             compress_min_size: 1024,
             keyring: None,
             max_frame_size: 1 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         }));
         assert!(
             ok(e.seal(LARGE.as_bytes(), false)).is_none(),
@@ -684,10 +720,38 @@ mod tests {
         for c in [Compression::Lz4, Compression::Brotli] {
             for keyed in [false, true] {
                 let k = keyed.then(|| keyring(&[(1, 1)], 1));
-                let mut tx = env(Some(c), k.clone());
-                let mut rx = env(None, k.clone());
+                // By default a body that compresses past max_expansion is sent uncompressed...
+                // (brotli squeezes zeros far past it; lz4 cannot pass ~255x, within the default)
+                match ok(env(Some(c), k.clone()).seal(&zeros, false)) {
+                    Some(f) if c == Compression::Lz4 => assert!(f.len() < zeros.len() / 200, "{c:?}"),
+                    // Keyed: sealed with compression code 0; else: plain frames.
+                    Some(f) => assert!(keyed && f.len() >= zeros.len() && f[2] & FLAG_COMPRESSION == 0, "{c:?}"),
+                    None => assert!(!keyed && c == Compression::Brotli, "{c:?}"),
+                }
+                // ...so a bomb needs a sender that ignores the budget.
+                let mut tx = env_expanding(Some(c), k.clone(), usize::MAX);
                 let f = ok(tx.seal(&zeros, false)).unwrap_or_default();
                 assert!(f.len() < 64 << 10);
+                let mut rx = env(None, k.clone());
+                match rx.open(&f, 3) {
+                    // brotli squeezes 8 MiB of zeros into a few bytes: the expansion budget refuses it.
+                    Err(CodecError::Expansion {
+                        max_expansion: DEFAULT_MAX_EXPANSION_U64,
+                        offset: 3,
+                        wire,
+                    }) => assert!(c == Compression::Brotli && wire * DEFAULT_MAX_EXPANSION_U64 < 1 << 20),
+                    // lz4 stops near 255x: 64x its size passes max_frame_size first.
+                    Err(CodecError::FrameTooLarge {
+                        limit: 1_048_576,
+                        offset: 3,
+                        ..
+                    }) => assert_eq!(c, Compression::Lz4),
+                    other => panic!("{c:?}: {other:?}"),
+                }
+                // Without the expansion budget, max_frame_size still stops it.
+                let mut tx = env_expanding(Some(c), k.clone(), usize::MAX);
+                let f = ok(tx.seal(&zeros, false)).unwrap_or_default();
+                let mut rx = env_expanding(None, k.clone(), usize::MAX);
                 assert!(matches!(
                     rx.open(&f, 3),
                     Err(CodecError::FrameTooLarge {
@@ -771,6 +835,7 @@ mod tests {
             compress_min_size: 0,
             keyring: None,
             max_frame_size: 1,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         });
         assert!(matches!(r, Err(CodecError::Usage(_))));
     }
@@ -804,6 +869,7 @@ mod tests {
             compress_min_size: 100,
             keyring: Some(keyring(&[(1, 1)], 1)),
             max_frame_size: 1 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         }));
         assert!(keyed.seals_in_place(99) && !keyed.seals_in_place(100));
         let mut buf = vec![0; SEALED_HEADER_LEN];
@@ -822,6 +888,7 @@ mod tests {
             compress_min_size: 0,
             keyring: Some(keyring(&[(1, 1)], 1)),
             max_frame_size: 1 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         }));
         assert_eq!(&*ok(rx.open(&buf, 0)).body, SMALL.as_bytes());
     }
@@ -836,7 +903,7 @@ mod tests {
             min_size in prop_oneof![Just(0usize), Just(512usize)],
         ) {
             let k = keyed.then(|| keyring(&[(3, 3)], 3));
-            let cfg = |compression| EnvelopeConfig { compression, compress_min_size: min_size, keyring: k.clone(), max_frame_size: 1 << 20 };
+            let cfg = |compression| EnvelopeConfig { compression, compress_min_size: min_size, keyring: k.clone(), max_frame_size: 1 << 20, max_expansion: DEFAULT_MAX_EXPANSION };
             let mut tx = ok(Envelope::new(cfg(compression)));
             let mut rx = ok(Envelope::new(cfg(None)));
             for _ in 0..2 {

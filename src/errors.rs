@@ -43,6 +43,24 @@ pub enum CodecError {
         /// Details: which rule the message broke.
         detail: String,
     },
+    /// A compressed body inflates past `max_expansion` times its own size (a decompression bomb). Checked while
+    /// decompressing, so no more than the allowed output is ever produced.
+    Expansion {
+        /// The compressed body's size.
+        wire: u64,
+        /// The configured `max_expansion` (decoded bytes allowed per compressed byte).
+        max_expansion: u64,
+        /// Byte offset in the input stream where the frame starts.
+        offset: u64,
+    },
+    /// Buffering a frame needed memory the allocator refused (a process under an address-space limit). The
+    /// connection ends with this error instead of the process aborting.
+    OutOfMemory {
+        /// The bytes that could not be allocated.
+        size: u64,
+        /// Byte offset in the input stream of the frame being buffered.
+        offset: u64,
+    },
     /// A caller asked for something the codec cannot do (bad option, message unfit for the framing).
     Usage(String),
 }
@@ -53,8 +71,23 @@ impl CodecError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::FrameTooLarge { .. } | Self::Framing { .. } | Self::Decrypt { .. }
+            Self::FrameTooLarge { .. }
+                | Self::Framing { .. }
+                | Self::Decrypt { .. }
+                | Self::Expansion { .. }
+                | Self::OutOfMemory { .. }
         )
+    }
+
+    /// The error for an allocation of `size` bytes that failed while buffering the frame at `offset`.
+    #[cold]
+    #[inline(never)]
+    #[must_use]
+    pub fn out_of_memory(size: usize, offset: u64) -> Self {
+        Self::OutOfMemory {
+            size: size as u64,
+            offset,
+        }
     }
 
     #[cold]
@@ -103,6 +136,19 @@ impl fmt::Display for CodecError {
                 )
             }
             Self::Framing { message, offset } => write!(f, "{message} (at byte {offset})"),
+            Self::Expansion {
+                wire,
+                max_expansion,
+                offset,
+            } => write!(
+                f,
+                "compressed body of {wire} bytes inflates past {} bytes (max_expansion {max_expansion}) (at byte {offset})",
+                wire.saturating_mul(*max_expansion)
+            ),
+            Self::OutOfMemory { size, offset } => write!(
+                f,
+                "out of memory: cannot allocate {size} bytes to buffer the frame (at byte {offset})"
+            ),
             Self::Decrypt { message } | Self::Usage(message) => f.write_str(message),
             Self::Parse { detail } => write!(f, "Parse error: {detail}"),
             Self::InvalidRequest { detail } => write!(f, "Invalid Request: {detail}"),
@@ -123,6 +169,13 @@ mod tests {
         assert!(CodecError::FrameTooLarge {
             size: 2,
             limit: 1,
+            offset: 0
+        }
+        .is_fatal());
+        assert!(CodecError::out_of_memory(1, 0).is_fatal());
+        assert!(CodecError::Expansion {
+            wire: 1,
+            max_expansion: 2,
             offset: 0
         }
         .is_fatal());

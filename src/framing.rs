@@ -2,8 +2,11 @@
 //!
 //! The decoder is a pull parser over "what is buffered, then the caller's new chunk": when nothing is
 //! buffered, complete frames are handed out straight from the caller's slice and only the unfinished
-//! tail is copied. A frame whose size is known (`length`, `content-length`) is reserved for once;
-//! `ndjson` remembers how far it has scanned for `\n`, so no byte is scanned or copied twice.
+//! tail is copied. The buffer grows with the bytes that really arrived, never with what a header announces
+//! (a 4-byte header must not make us reserve 16 MiB), by fallible allocation: an allocator that refuses is an
+//! `OutOfMemory` error for this stream, never an abort of the process. Once a frame that spanned reads is
+//! handed out, a buffer grown past [`BUF_KEEP_MAX`] is released. `ndjson` remembers how far it has scanned
+//! for `\n`, so no byte is scanned or copied twice.
 use crate::errors::{CodecError, CodecResult};
 
 /// Upper bound on a `content-length` header block, terminator included (wire-format 2.3).
@@ -11,6 +14,33 @@ pub const HEADER_LIMIT: usize = 4096;
 
 /// Compact the buffer (drop consumed bytes) once this many consumed bytes sit in front of it.
 const COMPACT_MIN: usize = 64 * 1024;
+/// Largest buffer capacity an idle decoder keeps (a transport reads 256 KiB at a time): a connection that once
+/// received a 15 MiB frame does not hold 15 MiB for the rest of its life.
+pub const BUF_KEEP_MAX: usize = 256 * 1024;
+/// Smallest step the buffer grows by.
+const GROW_MIN: usize = 4 * 1024;
+
+/// Make room in `buf` for `additional` more bytes, growing at most twofold (the bytes that arrived pay for
+/// the room) and never past `ceiling` (the end of the frame being completed, when its size is known).
+fn grow(buf: &mut Vec<u8>, additional: usize, ceiling: Option<usize>, offset: u64) -> CodecResult<()> {
+    let needed = buf.len().saturating_add(additional);
+    if needed <= buf.capacity() {
+        return Ok(());
+    }
+    let doubled = buf.capacity().saturating_mul(2).max(GROW_MIN);
+    let target = ceiling.map_or(doubled, |c| doubled.min(c)).max(needed);
+    buf.try_reserve_exact(target - buf.len())
+        .map_err(|_| CodecError::out_of_memory(target, offset))
+}
+
+/// Empty `buf`, releasing its memory if it grew past [`BUF_KEEP_MAX`].
+fn release(buf: &mut Vec<u8>) {
+    if buf.capacity() > BUF_KEEP_MAX {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
+}
 
 /// The framing of one direction of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +173,12 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
+    /// Bytes of memory the decoder's buffer holds (at least `buffered()`).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Total bytes consumed from the stream (handed out as frames, skipped, or buffered).
     #[must_use]
     pub fn stream_position(&self) -> u64 {
@@ -182,7 +218,7 @@ impl FrameDecoder {
             }
         }
         if self.start == self.buf.len() {
-            self.buf.clear();
+            release(&mut self.buf);
             self.start = 0;
         }
         Ok(Frames::new(self, data, at_eof))
@@ -432,7 +468,7 @@ impl<'s, 'd> Frames<'s, 'd> {
             let dec = &mut *self.dec;
             if dec.start == dec.buf.len() {
                 if dec.start > 0 {
-                    dec.buf.clear();
+                    release(&mut dec.buf);
                     dec.start = 0;
                 }
                 // Fast path: frames straight from the caller's slice.
@@ -453,9 +489,7 @@ impl<'s, 'd> Frames<'s, 'd> {
                         dec.offset += total as u64;
                     }
                     Scan::Need { known } => {
-                        if let Some((_, total)) = known {
-                            dec.buf.reserve_exact(total);
-                        }
+                        grow(&mut dec.buf, rest.len(), known.map(|(_, total)| total), dec.offset)?;
                         dec.need = known;
                         dec.scanned = if framing == Framing::Length { 0 } else { rest.len() };
                         dec.buf.extend_from_slice(rest);
@@ -479,6 +513,8 @@ impl<'s, 'd> Frames<'s, 'd> {
                     dec.buf.drain(..dec.start);
                     dec.start = 0;
                 }
+                let ceiling = dec.need.map(|(_, total)| dec.start + total);
+                grow(&mut dec.buf, take, ceiling, dec.offset)?;
                 dec.buf.extend_from_slice(&rest[..take]);
                 self.pos += take;
             }
@@ -510,9 +546,6 @@ impl<'s, 'd> Frames<'s, 'd> {
                     dec.need = None;
                 }
                 Scan::Need { known } => {
-                    if let (Some((_, total)), None) = (known, dec.need) {
-                        dec.buf.reserve_exact(total.saturating_sub(dec.buf.len() - dec.start));
-                    }
                     dec.need = known;
                     dec.scanned = dec.buf.len() - dec.start;
                     if self.pos == self.input.len() {
@@ -560,12 +593,16 @@ impl Drop for Frames<'_, '_> {
         if dec.poisoned.is_some() {
             return;
         }
+        if dec.start == dec.buf.len() {
+            release(&mut dec.buf);
+            dec.start = 0;
+        }
         // Frames not pulled (the caller stopped early): keep the bytes so nothing is lost.
         let rest = &self.input[self.pos..];
         if !rest.is_empty() {
-            if dec.start == dec.buf.len() {
-                dec.buf.clear();
-                dec.start = 0;
+            if let Err(error) = grow(&mut dec.buf, rest.len(), None, dec.offset) {
+                dec.poisoned = Some(error);
+                return;
             }
             dec.buf.extend_from_slice(rest);
         }
@@ -787,20 +824,48 @@ mod tests {
     }
 
     #[test]
-    fn buffered_and_reserved_once_for_known_sizes() {
+    fn the_buffer_grows_with_arrived_bytes_not_with_the_header() {
         let mut dec = FrameDecoder::new(LEN, 1 << 20);
-        let mut stream = (100_000u32).to_be_bytes().to_vec();
-        stream.resize(4 + 100_000, b'7');
+        let mut stream = (1_000_000u32).to_be_bytes().to_vec();
+        stream.resize(4 + 1_000_000, b'7');
         assert_eq!(pump(&mut dec, &stream[..10]), Ok(vec![]));
         assert_eq!(dec.buffered(), 10);
-        let capacity = dec.buf.capacity();
-        assert!(capacity >= 100_004);
-        for chunk in stream[10..100_000].chunks(4096) {
+        assert!(
+            dec.capacity() < 64 * 1024,
+            "a header alone reserves nothing near its announced size"
+        );
+        let mut reallocations = 0;
+        let mut capacity = dec.capacity();
+        for chunk in stream[10..1_000_000].chunks(4096) {
             assert_eq!(pump(&mut dec, chunk), Ok(vec![]));
+            assert!(
+                dec.capacity() <= 2 * dec.buffered().max(GROW_MIN),
+                "at most twice what arrived"
+            );
+            assert!(dec.capacity() <= 1_000_004, "never past the frame's end");
+            reallocations += usize::from(dec.capacity() != capacity);
+            capacity = dec.capacity();
         }
-        assert_eq!(dec.buf.capacity(), capacity, "no reallocation while the frame fills");
-        assert_eq!(pump(&mut dec, &stream[100_000..]), Ok(vec![100_000]));
+        assert!(reallocations <= 10, "amortised growth: {reallocations} reallocations");
+        assert_eq!(pump(&mut dec, &stream[1_000_000..]), Ok(vec![1_000_000]));
         assert_eq!(dec.buffered(), 0);
+        // The next read releases the big buffer: an idle connection keeps at most BUF_KEEP_MAX.
+        assert_eq!(pump(&mut dec, &[0, 0, 0, 2, b'{']), Ok(vec![]));
+        assert!(dec.capacity() <= BUF_KEEP_MAX);
+    }
+
+    #[test]
+    fn a_frame_handed_out_whole_releases_the_buffer() {
+        for framing in [ND, LEN] {
+            let mut dec = FrameDecoder::new(framing, 4 << 20);
+            let payload = vec![b'1'; 1_000_000];
+            let stream = encode_all(framing.unwrap_or(Framing::Ndjson), &[payload]);
+            for chunk in stream.chunks(256 * 1024) {
+                let _ = pump(&mut dec, chunk);
+            }
+            assert_eq!(dec.buffered(), 0);
+            assert!(dec.capacity() <= BUF_KEEP_MAX, "{framing:?}: {}", dec.capacity());
+        }
     }
 
     #[test]

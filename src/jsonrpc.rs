@@ -342,6 +342,11 @@ pub fn classify_top<N: JsonNode>(value: &N) -> TopLevel {
 
 /// The detail for an empty batch.
 pub const EMPTY_BATCH: &str = "a batch must not be empty";
+/// Default `max_batch`: most elements a received batch (and records a received multi envelope) may hold
+/// (docs/security.md). Past it the whole batch is one Invalid Request item, found after building at most this
+/// many elements, so a small frame cannot make a receiver build millions of error items. rpcwire's writers
+/// put at most this many records in one envelope; JSON-RPC clients batch far fewer.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
 
 #[cfg(test)]
 mod tests {

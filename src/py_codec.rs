@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyBaseException, PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBaseException, PyException, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -35,6 +35,8 @@ pub struct Codec {
     compression: Option<Compression>,
     compress_min_size: usize,
     max_frame_size: usize,
+    /// The receive budgets, and what decompression added since the last `take_inflated`.
+    budget: Budget,
     keyring: Option<Py<PyAny>>,
     /// The buffer `encode_many` writes plain frames into, and `feed` copies a mutable chunk into, kept
     /// between calls (up to [`SCRATCH_KEEP_MAX`] bytes of capacity): no allocation, growth or page faults
@@ -42,6 +44,16 @@ pub struct Codec {
     scratch: Vec<u8>,
     /// Builds the Python objects of decoded messages (and keeps its key cache between them).
     json: Decoder,
+}
+
+/// What one codec lets a peer make it build, and what decompression has added to the input so far.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// Most elements a received batch, or records a received multi envelope, may hold.
+    max_batch: usize,
+    /// Bytes decompression added to the wire bytes since the last `take_inflated`: a transport counts them
+    /// against its receive queue, which is measured in bytes, so compressed input cannot queue 64x more.
+    inflated: usize,
 }
 
 /// Why handling one frame stopped the feed.
@@ -61,13 +73,27 @@ impl From<PyErr> for Stop {
 #[pymethods]
 impl Codec {
     #[new]
-    #[pyo3(signature = (framing=None, compression=None, compress_min_size=1024, keyring=None, max_frame_size=16_777_216))]
+    #[pyo3(signature = (
+        framing=None,
+        compression=None,
+        compress_min_size=1024,
+        keyring=None,
+        max_frame_size=16_777_216,
+        *,
+        max_batch=1024,
+        max_expansion=4096,
+    ))]
+    // The defaults are written out so Python's signature shows them; a test holds them to
+    // jsonrpc::DEFAULT_MAX_BATCH and compress::DEFAULT_MAX_EXPANSION.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         framing: Option<&str>,
         compression: Option<&str>,
         compress_min_size: i64,
         keyring: Option<Bound<'_, PyAny>>,
         max_frame_size: i64,
+        max_batch: usize,
+        max_expansion: usize,
     ) -> PyResult<Self> {
         let compression = compression.map(Compression::from_name).transpose()?;
         let keyring_inner = keyring.as_ref().map(keyring_arc).transpose()?;
@@ -88,11 +114,14 @@ impl Codec {
             .ok()
             .filter(|&n| n > 0)
             .ok_or_else(|| PyValueError::new_err("max_frame_size must be > 0"))?;
+        let max_batch = positive(max_batch, "max_batch")?;
+        let max_expansion = positive(max_expansion, "max_expansion")?;
         let envelope = Envelope::new(EnvelopeConfig {
             compression,
             compress_min_size,
             keyring: keyring_inner,
             max_frame_size,
+            max_expansion,
         })?;
         let detected = match choice {
             FramingChoice::Fixed(f) => Some(f),
@@ -105,9 +134,10 @@ impl Codec {
             compression,
             compress_min_size,
             max_frame_size,
+            budget: Budget { max_batch, inflated: 0 },
             keyring: keyring.map(Bound::unbind),
             scratch: Vec::new(),
-            json: Decoder::default(),
+            json: Decoder::new(max_batch),
         })
     }
 
@@ -132,6 +162,18 @@ impl Codec {
         self.max_frame_size
     }
 
+    /// Most elements a received batch (and records a received multi envelope) may hold.
+    #[getter]
+    fn max_batch(&self) -> usize {
+        self.budget.max_batch
+    }
+
+    /// Decompressed bytes a received compressed body may hold per compressed byte.
+    #[getter]
+    fn max_expansion(&self) -> usize {
+        self.envelope.config().max_expansion
+    }
+
     /// Bytes held waiting for the rest of a frame.
     #[getter]
     fn buffered(&self) -> usize {
@@ -152,8 +194,11 @@ impl Codec {
         };
         Ok(format!(
             "rpcwire.Codec(framing='{framing}', compression={compression}, compress_min_size={}, \
-             keyring={keyring}, max_frame_size={})",
-            self.compress_min_size, self.max_frame_size
+             keyring={keyring}, max_frame_size={}, max_batch={}, max_expansion={})",
+            self.compress_min_size,
+            self.max_frame_size,
+            self.budget.max_batch,
+            self.envelope.config().max_expansion
         ))
     }
 
@@ -218,8 +263,9 @@ impl Codec {
             let len = body.len() - at - 4;
             self.check_size(len)?;
             body[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
-            if count > 0 && body.len() > limit {
-                // Flush what came before this record as one envelope; the record starts the next.
+            if count > 0 && (body.len() > limit || count == self.budget.max_batch) {
+                // Flush what came before this record as one envelope; the record starts the next (an envelope
+                // holds what fits in max_frame_size, and no more records than a receiver's max_batch).
                 let record = body.split_off(at);
                 self.seal_records(py, &mut out, framing, body, count)?;
                 body = record;
@@ -235,6 +281,11 @@ impl Codec {
 }
 
 impl Codec {
+    /// Bytes decompression added to the input since the last call (see [`Budget::inflated`]).
+    pub(crate) fn take_inflated(&mut self) -> usize {
+        std::mem::take(&mut self.budget.inflated)
+    }
+
     /// `feed` of `data`, or of its first `limit` bytes (a transport's read buffer: `rpcwire._core.ProtocolCore`).
     pub(crate) fn feed_list<'py>(
         &mut self,
@@ -431,6 +482,7 @@ impl Codec {
         limit: Option<usize>,
         sink: &mut Sink<'_, 'py>,
     ) -> PyResult<()> {
+        self.budget.inflated = 0;
         if let Ok(bytes) = data.cast::<PyBytes>() {
             // bytes are immutable: parse straight from them.
             let bytes = bytes.as_bytes();
@@ -451,6 +503,7 @@ impl Codec {
             decoder,
             envelope,
             json,
+            budget,
             ..
         } = self;
         let mut frames = decoder.feed(data).map_err(|e| to_pyerr(py, &e))?;
@@ -459,7 +512,7 @@ impl Codec {
         };
         loop {
             let outcome = match frames.next_frame() {
-                Ok(Some(frame)) => handle_frame(py, json, envelope, framing, &frame, items),
+                Ok(Some(frame)) => handle_frame(py, json, envelope, framing, budget, &frame, items),
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(with_items(py, to_pyerr(py, &error), items)),
             };
@@ -556,6 +609,7 @@ fn handle_frame<'py>(
     json: &mut Decoder,
     envelope: &mut Envelope,
     framing: Framing,
+    budget: &mut Budget,
     frame: &Frame<'_>,
     items: &mut Sink<'_, 'py>,
 ) -> Result<(), Stop> {
@@ -577,8 +631,20 @@ fn handle_frame<'py>(
     } else {
         envelope.open(payload, offset)
     };
+    if let Ok(opened) = &opened {
+        budget.inflated = budget
+            .inflated
+            .saturating_add(opened.body.len().saturating_sub(payload.len()));
+    }
+    let max_batch = budget.max_batch;
     match opened {
         Ok(opened) if opened.multi => {
+            // Counted first (a walk over the record headers, nothing built): an envelope over the budget is one
+            // item, not a record's worth of work for each of millions of records.
+            if envelope::split_records(&opened.body).take(max_batch + 1).count() > max_batch {
+                let detail = format!("multi envelope of more than {max_batch} records (max_batch)");
+                return Ok(items.append(invalid_request_item(py, &detail, None)?)?);
+            }
             for record in envelope::split_records(&opened.body) {
                 match record {
                     Ok(message) => push_message(py, json, message, frame, items)?,
@@ -606,6 +672,11 @@ fn push_message<'py>(
     let Decoded { value, object } = match builder.decode(py, json, &mut recorded) {
         Ok(decoded) => decoded,
         Err(DecodeError::Python(error)) => return Err(Stop::Python(error)),
+        Err(DecodeError::Batch(limit)) if !frame.unterminated => {
+            let detail = format!("a batch of more than {limit} elements (max_batch)");
+            items.append(invalid_request_item(py, &detail, None)?)?;
+            return Ok(());
+        }
         Err(_) if frame.unterminated => {
             return Err(Stop::Fatal(CodecError::framing(
                 format!("input ended mid-frame, {} bytes buffered", json.len()),
@@ -653,11 +724,12 @@ fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 
 /// Copy a bytes-like object's contents (at most `limit` bytes of them) into `out` (which is empty).
 fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> PyResult<()> {
-    if copy_contiguous_into(data, limit, out) {
+    if copy_contiguous_into(data, limit, out)? {
         return Ok(());
     }
     match PyBuffer::<u8>::get(data) {
         Ok(buffer) => {
+            reserve_input(out, buffer.item_count())?;
             out.resize(buffer.item_count(), 0);
             buffer.copy_to_slice(py, out)?;
             if let Some(n) = limit {
@@ -676,25 +748,43 @@ fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, limit: Option<usize
 /// copy straight from a contiguous buffer, without `PyBuffer`'s boxed view and a zero-fill of `out` first.
 /// False, with `out` untouched and no error set, for anything that does not export a contiguous buffer.
 #[allow(unsafe_code)]
-fn copy_contiguous_into(data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> bool {
+fn copy_contiguous_into(data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> PyResult<bool> {
     let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
     // SAFETY: the GIL is held (`data` is bound); PyObject_GetBuffer fills `view` on success (returns 0) and
     // sets an exception on failure, which is cleared here (the caller then takes the general path).
     if unsafe { ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) } != 0 {
         drop(PyErr::take(data.py()));
-        return false;
+        return Ok(false);
     }
     // SAFETY: filled by the successful call above.
     let view = unsafe { view.assume_init_mut() };
+    let mut copied = Ok(true);
     if let (false, Ok(len)) = (view.buf.is_null(), usize::try_from(view.len)) {
         let len = limit.map_or(len, |n| n.min(len));
-        // SAFETY: a PyBUF_SIMPLE view is `len` contiguous bytes at `buf`, valid until released below; nothing
-        // runs Python code (which could resize the exporter) while they are copied.
-        out.extend_from_slice(unsafe { std::slice::from_raw_parts(view.buf.cast::<u8>(), len) });
+        copied = reserve_input(out, len).map(|()| {
+            // SAFETY: a PyBUF_SIMPLE view is `len` contiguous bytes at `buf`, valid until released below;
+            // nothing runs Python code (which could resize the exporter) while they are copied.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(view.buf.cast::<u8>(), len) });
+            true
+        });
     }
     // SAFETY: releases the view obtained above, once.
     unsafe { ffi::PyBuffer_Release(view) };
-    true
+    copied
+}
+
+/// Room for a copy of `len` input bytes, or `MemoryError` (never an abort) when the allocator refuses.
+fn reserve_input(out: &mut Vec<u8>, len: usize) -> PyResult<()> {
+    out.try_reserve_exact(len)
+        .map_err(|_| PyMemoryError::new_err(format!("cannot allocate {len} bytes to copy the input")))
+}
+
+/// A budget argument: an integer >= 1.
+fn positive(value: usize, name: &str) -> PyResult<usize> {
+    if value == 0 {
+        return Err(PyValueError::new_err(format!("{name} must be > 0")));
+    }
+    Ok(value)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -46,6 +46,9 @@ pub enum DecodeError {
     Json(JiterError),
     /// A Python error while building objects (e.g. `MemoryError`).
     Python(PyErr),
+    /// A top-level array (a batch) with more elements than the decoder's `max_batch`: an `InvalidRequest`
+    /// item, found after building at most `max_batch` elements.
+    Batch(usize),
 }
 
 impl DecodeError {
@@ -54,6 +57,7 @@ impl DecodeError {
         match self {
             Self::Json(error) => format!("{} at {}", error.error_type, LinePosition::find(json, error.index)),
             Self::Python(error) => error.to_string(),
+            Self::Batch(limit) => format!("a batch of more than {limit} elements (max_batch)"),
         }
     }
 }
@@ -187,15 +191,19 @@ pub struct Decoder {
     stack: Vec<Py<PyAny>>,
     /// jiter's buffer for strings with escapes, kept between messages.
     tape: Vec<u8>,
+    /// Most elements a top-level array (a batch) may have.
+    max_batch: usize,
 }
 
-impl Default for Decoder {
-    fn default() -> Self {
+impl Decoder {
+    /// A decoder that refuses batches of more than `max_batch` elements.
+    pub fn new(max_batch: usize) -> Self {
         Self {
             keys: StrCache::always(),
             values: StrCache::second_chance(),
             stack: Vec::new(),
             tape: Vec::new(),
+            max_batch,
         }
     }
 }
@@ -227,6 +235,11 @@ impl Decoder {
             Decoded {
                 value: self.object(py, jiter, 0, Record::Top(recorded))?,
                 object: true,
+            }
+        } else if peek == Peek::Array {
+            Decoded {
+                value: self.array(py, jiter, 0, self.max_batch)?,
+                object: false,
             }
         } else {
             Decoded {
@@ -281,7 +294,7 @@ impl Decoder {
         if peek == Peek::Object {
             Ok((self.object(py, jiter, depth, Record::Nothing)?, JsonKind::Object))
         } else {
-            Ok((self.array(py, jiter, depth)?, JsonKind::Array))
+            Ok((self.array(py, jiter, depth, usize::MAX)?, JsonKind::Array))
         }
     }
 
@@ -372,11 +385,21 @@ impl Decoder {
         Ok(value)
     }
 
-    fn array<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>, depth: usize) -> DecodeResult<Bound<'py, PyAny>> {
+    /// The array at `depth`, refused (`DecodeError::Batch`) once it would hold more than `max_len` elements.
+    fn array<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        depth: usize,
+        max_len: usize,
+    ) -> DecodeResult<Bound<'py, PyAny>> {
         check_depth(jiter, depth)?;
         let start = self.stack.len();
         let mut next = jiter.known_array()?;
         while let Some(peek) = next {
+            if self.stack.len() - start == max_len {
+                return Err(DecodeError::Batch(max_len));
+            }
             let (item, _) = self.value(py, jiter, peek, depth + 1)?;
             self.stack.push(item.unbind());
             next = jiter.array_step()?;

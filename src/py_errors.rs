@@ -43,8 +43,8 @@ pub fn invalid_request_item<'py>(
 #[inline(never)]
 pub fn to_pyerr(py: Python<'_>, error: &CodecError) -> PyErr {
     let (cell, name) = match error {
-        CodecError::FrameTooLarge { .. } => (&FRAME_TOO_LARGE, "FrameTooLarge"),
-        CodecError::Framing { .. } => (&FRAMING_ERROR, "FramingError"),
+        CodecError::FrameTooLarge { .. } | CodecError::Expansion { .. } => (&FRAME_TOO_LARGE, "FrameTooLarge"),
+        CodecError::Framing { .. } | CodecError::OutOfMemory { .. } => (&FRAMING_ERROR, "FramingError"),
         CodecError::Decrypt { .. } => (&DECRYPT_ERROR, "DecryptError"),
         CodecError::Parse { .. } => (&PARSE_ERROR, "ParseError"),
         CodecError::InvalidRequest { .. } => (&INVALID_REQUEST, "InvalidRequest"),

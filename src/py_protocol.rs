@@ -551,11 +551,12 @@ impl ProtocolCore {
             return Self::feed_each(slf, &refs, data, limit, handler.into_bound(py));
         }
         let fed = match &refs.fast {
-            Some(codec) => codec
-                .bind(py)
-                .try_borrow_mut()
-                .map_err(PyErr::from)
-                .and_then(|mut c| c.feed_list(py, data, limit)),
+            Some(codec) => codec.bind(py).try_borrow_mut().map_err(PyErr::from).and_then(|mut c| {
+                let items = c.feed_list(py, data, limit)?;
+                // Decompressed bytes count against the queue as if they had arrived.
+                slf.borrow_mut().partial_bytes += c.take_inflated();
+                Ok(items)
+            }),
             None => refs
                 .codec
                 .bind(py)

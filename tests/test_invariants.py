@@ -107,3 +107,27 @@ def test_buffer_types_agree(codec_cls: Any, options: dict[str, Any], data: bytes
         except rpcwire.RpcWireError as exc:
             results.append([type(exc).__name__])
     assert results[0] == results[1] == results[2]
+
+
+def outcome(codec: Any, pieces: list[bytes]) -> tuple[list[str], str | None]:
+    """The items (as reprs) and the error class one run of ``pieces`` then end of input gives."""
+    items: list[str] = []
+    for piece in [*pieces, b""]:
+        try:
+            items += [repr(i) for i in codec.feed(piece)]
+        except rpcwire.RpcWireError as exc:  # noqa: PERF203 - one feed per piece, as a transport calls it
+            return [*items, *(repr(i) for i in getattr(exc, "items", []))], type(exc).__name__
+    return items, None
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=ids)
+@given(data=st.data())
+def test_any_split_gives_the_same_items_or_the_same_error(
+    codec_cls: Any, options: dict[str, Any], data: st.DataObject
+) -> None:
+    """The property a fuzzer checks, in the suite: how the bytes are cut into reads never changes the result."""
+    framing = options["framing"]
+    stream = data.draw(JUNK_FOR.get(framing, any_junk) | any_junk | st.binary(max_size=300))
+    whole = outcome(make(codec_cls, options), [stream])
+    assert outcome(make(codec_cls, options), data.draw(split_points(stream))) == whole
+    assert outcome(make(codec_cls, options), [stream[i : i + 1] for i in range(len(stream))]) == whole

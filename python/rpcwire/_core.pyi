@@ -32,6 +32,9 @@ class Codec:
         compress_min_size: int = 1024,
         keyring: Keyring | None = None,
         max_frame_size: int = 16777216,
+        *,
+        max_batch: int = 1024,
+        max_expansion: int = 4096,
     ) -> Codec:
         """Create a codec.
 
@@ -45,11 +48,19 @@ class Codec:
             compress_min_size: smaller payloads are sent uncompressed.
             keyring: seal every frame with AES-256-GCM, and accept only sealed frames. Binary framings only.
             max_frame_size: the largest frame payload accepted (or written), in bytes; larger ones are
-                refused before any allocation.
+                refused before any allocation. The receive buffer grows with the bytes that arrive, never
+                with the size a header announces.
+            max_batch: the most elements a received batch, or records a received multi envelope, may hold;
+                a larger one is a single ``InvalidRequest`` item, found after building at most ``max_batch``
+                elements. ``encode_many`` puts at most this many records in one envelope.
+            max_expansion: decompressed bytes a received compressed body may hold per compressed byte;
+                decompression stops there (``FrameTooLarge``). A body that compresses better than this is
+                sent uncompressed, so two codecs with the same setting always understand each other.
 
         Raises:
             ValueError: an unknown framing or compression name, compression or a keyring with ``"ndjson"``,
-                a negative ``compress_min_size`` or a ``max_frame_size`` below 1.
+                a negative ``compress_min_size``, or a ``max_frame_size``, ``max_batch`` or
+                ``max_expansion`` below 1.
             TypeError: ``keyring`` is not a ``Keyring``.
         """
 
@@ -68,6 +79,14 @@ class Codec:
     @property
     def max_frame_size(self) -> int:
         """The largest frame payload accepted or written, in bytes."""
+
+    @property
+    def max_batch(self) -> int:
+        """The most elements a received batch (and records a received multi envelope) may hold."""
+
+    @property
+    def max_expansion(self) -> int:
+        """Decompressed bytes a received compressed body may hold per compressed byte."""
 
     @property
     def buffered(self) -> int:
@@ -89,10 +108,14 @@ class Codec:
             request ``id`` when it had a valid one). A bad message does not end the stream.
 
         Raises:
-            FrameTooLarge: a frame declares (or, for ndjson, grows to) more than ``max_frame_size`` bytes.
+            FrameTooLarge: a frame declares (or, for ndjson, grows to) more than ``max_frame_size`` bytes, or
+                a compressed body inflates past ``max_frame_size`` or ``max_expansion`` times its size.
             FramingError: the stream cannot be split into frames: a bad ``content-length`` header, an
                 unknown envelope version, input ending mid-frame (``b""`` with a half frame buffered, or an
-                unterminated last ndjson line that is not a complete JSON text), or data after ``b""``.
+                unterminated last ndjson line that is not a complete JSON text), or data after ``b""``; or
+                the allocator refused the memory to buffer a frame (out of memory: the stream ends, the
+                process does not abort).
+            MemoryError: the allocator refused the memory to copy a ``bytearray``/``memoryview`` chunk.
             DecryptError: with a keyring, a frame that is not sealed, fails authentication, names an unknown
                 key or arrives out of sequence; without one, a sealed frame.
             TypeError: ``data`` is not bytes-like.

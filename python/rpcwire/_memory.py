@@ -10,7 +10,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_FRAME_SIZE,
+    RpcProtocol,
+    codec_kwargs,
+    new_codec,
+)
 from ._transport import Transport
 
 __all__ = ("memory_pair",)
@@ -136,12 +143,14 @@ def memory_pair(
     compress_min_size: int = 1024,
     keyring: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
 ) -> tuple[Transport, Transport]:
     """Two transports connected to each other in this event loop (``transport_type == "memory"``).
 
     Arguments:
-        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments, used for
-            both ends.
+        framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's
+            arguments, used for both ends.
 
     Returns:
         ``(a, b)``: what ``a`` sends, ``b`` receives, and the reverse. Closing one ends the other's stream.
@@ -150,7 +159,7 @@ def memory_pair(
         RuntimeError: no event loop is running.
     """
     loop = asyncio.get_running_loop()
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     pa = RpcProtocol(new_codec(kwargs), loop)
     pb = RpcProtocol(new_codec(kwargs), loop)
     ta = _MemoryPipe(loop, pa)

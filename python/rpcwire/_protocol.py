@@ -77,6 +77,10 @@ QUEUE_MAX_BYTES: int = ProtocolCore.QUEUE_MAX_BYTES
 CLOSE_TIMEOUT = 10.0
 
 DEFAULT_MAX_FRAME_SIZE = 16 * 2**20
+#: Most elements a received batch (and records a received multi envelope) may hold (docs/security.md).
+DEFAULT_MAX_BATCH = 1024
+#: Decompressed bytes a received compressed body may hold per compressed byte (docs/security.md).
+DEFAULT_MAX_EXPANSION = 4096
 
 
 class CodecLike(Protocol):
@@ -104,6 +108,8 @@ def codec_kwargs(
     compress_min_size: int,
     keyring: Any,
     max_frame_size: int,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
 ) -> dict[str, Any]:
     """The codec keyword arguments every transport takes, as a dict for ``new_codec``."""
     return {
@@ -112,6 +118,8 @@ def codec_kwargs(
         "compress_min_size": compress_min_size,
         "keyring": keyring,
         "max_frame_size": max_frame_size,
+        "max_batch": max_batch,
+        "max_expansion": max_expansion,
     }
 
 

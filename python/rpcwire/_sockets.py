@@ -15,7 +15,14 @@ from types import TracebackType
 from typing import Any
 
 from ._address import Address, parse_address
-from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_FRAME_SIZE,
+    RpcProtocol,
+    codec_kwargs,
+    new_codec,
+)
 from ._transport import Transport
 
 __all__ = ("Server", "connect", "serve")
@@ -89,6 +96,8 @@ async def connect(
     compress_min_size: int = 1024,
     keyring: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
     reconnect: bool = False,
     retry_attempts: int = 5,
     retry_initial: float = 0.1,
@@ -99,8 +108,8 @@ async def connect(
 
     Arguments:
         address: where to connect; see ``rpcwire._address.parse_address``.
-        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments. The default
-            framing is ``ndjson``, or ``length`` when compression or a keyring is given.
+        framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's
+            arguments. The default framing is ``ndjson``, or ``length`` when compression or a keyring is given.
         reconnect: retry the first dial (``retry_attempts`` tries, capped exponential backoff with jitter from
             ``retry_initial`` up to ``retry_max`` seconds) and re-dial after a drop: the next ``send`` after the
             connection died dials again, as does the next ``receive`` once a ``receive`` reported the drop.
@@ -116,7 +125,7 @@ async def connect(
         TimeoutError: a dial took longer than ``timeout``.
     """
     addr = parse_address(address)
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     if not reconnect:
         proto = await _dial(addr, kwargs, timeout)
         return Transport(proto, "unix" if addr.scheme == "unix" else "tcp")
@@ -252,6 +261,8 @@ async def serve(
     compress_min_size: int = 1024,
     keyring: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
     backlog: int = 128,
 ) -> Server:
     """Listen on ``address`` and run ``await handler(transport)`` for every connection.
@@ -263,7 +274,7 @@ async def serve(
         address: ``tcp://host:port`` (port 0: any free port), ``tcp://[::1]:port``, ``unix:///abs/path``, or a
             bare port (loopback). A Unix socket is created with mode 0600; a stale socket file is replaced.
         framing: ``"auto"`` by default: each connection speaks whatever framing its client's first bytes show.
-        compression, compress_min_size, keyring, max_frame_size: the codec's arguments.
+        compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's arguments.
         backlog: the listen backlog.
 
     Returns:
@@ -275,7 +286,7 @@ async def serve(
             Unix path (it is never deleted), or the bind failed.
     """
     addr = parse_address(address)
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     loop = asyncio.get_running_loop()
     result = Server(addr)
     kind = "unix" if addr.scheme == "unix" else "tcp"

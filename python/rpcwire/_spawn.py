@@ -15,7 +15,14 @@ from typing import IO, Any, TypeAlias, cast
 
 from ._errors import ConnectionClosed
 from ._pipes import enlarge_pipe, tune_read_pipe
-from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_FRAME_SIZE,
+    RpcProtocol,
+    codec_kwargs,
+    new_codec,
+)
 from ._transport import Opening, Transport
 
 __all__ = ("ChildTransport", "StderrSink", "spawn")
@@ -278,6 +285,8 @@ def spawn(
     compress_min_size: int = 1024,
     keyring: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
     close_timeout: float = 2.0,
     terminate_timeout: float = 2.0,
 ) -> Opening[ChildTransport]:
@@ -301,8 +310,8 @@ def spawn(
         cwd: the child's working directory.
         env: the child's whole environment (None: inherit ours).
         stderr: where the child's stderr goes (see above).
-        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments (default
-            framing ``ndjson``, or ``length`` with compression or a keyring).
+        framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's
+            arguments (default framing ``ndjson``, or ``length`` with compression or a keyring).
         close_timeout, terminate_timeout: seconds for the two polite steps of closing.
 
     Returns:
@@ -315,5 +324,5 @@ def spawn(
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("spawn() needs a program to run: argv is empty")
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     return Opening(lambda: _open(args, cwd, env, stderr, kwargs, close_timeout, terminate_timeout))

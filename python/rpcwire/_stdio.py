@@ -11,7 +11,14 @@ import sys
 from typing import Any
 
 from ._pipes import attach_reader, attach_writer, enlarge_pipe, is_socket, same_file, set_blocking_quietly
-from ._protocol import DEFAULT_MAX_FRAME_SIZE, RpcProtocol, codec_kwargs, new_codec
+from ._protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_FRAME_SIZE,
+    RpcProtocol,
+    codec_kwargs,
+    new_codec,
+)
 from ._transport import Opening, Transport
 
 __all__ = ("StdioTransport", "stdio")
@@ -109,6 +116,8 @@ def stdio(
     compress_min_size: int = 1024,
     keyring: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
     guard: bool = True,
 ) -> Opening[StdioTransport]:
     """This process's stdin and stdout as a transport: ``async with rpcwire.stdio() as t:``.
@@ -124,13 +133,13 @@ def stdio(
     replies to requests still being handled can be sent, and ``close`` flushes them all before it returns.
 
     Arguments:
-        framing, compression, compress_min_size, keyring, max_frame_size: the codec's arguments. The default
-            framing is ``ndjson`` (what MCP's stdio transport specifies), or ``length`` with compression or a
-            keyring.
+        framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's
+            arguments. The default framing is ``ndjson`` (what MCP's stdio transport specifies), or ``length``
+            with compression or a keyring.
         guard: divert fds 0 and 1 while serving (see above).
 
     Returns:
         An awaitable async context manager giving a ``Transport`` (``transport_type == "stdio"``).
     """
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size)
+    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     return Opening(lambda: _open(kwargs, guard))

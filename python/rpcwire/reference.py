@@ -58,6 +58,10 @@ _PLAIN_HEADER: Final = 3
 _SEALED_HEADER: Final = 27
 _TAG: Final = 16
 _MAX_U32: Final = 0xFFFFFFFF
+#: Default ``max_batch``: most elements a received batch (and records a multi envelope) may hold.
+DEFAULT_MAX_BATCH: Final = 1024
+#: Default ``max_expansion``: decompressed bytes a received compressed body may hold per compressed byte.
+DEFAULT_MAX_EXPANSION: Final = 4096
 
 _CL_HEADER_MAX: Final = 4096
 _CL_NAME: Final = b"content-length"
@@ -217,7 +221,7 @@ def _invalid(msg: dict[str, Any], rule: str) -> InvalidRequest:
     return InvalidRequest(rule, ident if _valid_id(ident) else None)
 
 
-def _check(obj: Any) -> Item:
+def _check(obj: Any, max_batch: int = DEFAULT_MAX_BATCH) -> Item:
     """A parsed JSON value as an item: the message, the batch, or an InvalidRequest."""
     if type(obj) is dict:
         rule = _broken_rule(obj)
@@ -225,6 +229,8 @@ def _check(obj: Any) -> Item:
     if type(obj) is list:
         if not obj:
             return InvalidRequest("a batch must not be empty")
+        if len(obj) > max_batch:
+            return InvalidRequest(f"a batch of more than {max_batch} elements (max_batch)")
         for i, element in enumerate(obj):
             if type(element) is dict:
                 rule = _broken_rule(element)
@@ -236,10 +242,10 @@ def _check(obj: Any) -> Item:
     return InvalidRequest("a message must be an object or an array")
 
 
-def _item(text: bytes, check: bool = True) -> Item:
+def _item(text: bytes, check: bool = True, max_batch: int = DEFAULT_MAX_BATCH) -> Item:
     """One frame's JSON text to an item."""
     try:
-        return _check(_parse(text, check))
+        return _check(_parse(text, check), max_batch)
     except _JSONDecodeError as exc:
         return ParseError(str(exc))
 
@@ -341,6 +347,11 @@ class Codec:
         keyring: a ``reference.Keyring`` (or an ``rpcwire.Keyring`` exporting its keys): every
             frame is then sealed with AES-256-GCM, and every received frame must be.
         max_frame_size: the largest frame (and decompressed body) accepted.
+        max_batch: the most elements a received batch (and records a multi envelope) may hold; a
+            larger one is one InvalidRequest item. (This oracle parses the whole batch first: it
+            applies the budget to what it returns, not to what it spends.)
+        max_expansion: decompressed bytes a received compressed body may hold per compressed
+            byte (past it: FrameTooLarge); a body that compresses better is sent uncompressed.
 
     Raises:
         ValueError: an unknown framing or compression, compression or a keyring with ndjson,
@@ -354,6 +365,9 @@ class Codec:
         compress_min_size: int = 1024,
         keyring: Any = None,
         max_frame_size: int = 16 * 2**20,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_expansion: int = DEFAULT_MAX_EXPANSION,
     ) -> None:
         if compression is not None and compression not in _COMPRESSIONS:
             raise ValueError(f"unknown compression {compression!r}: expected None, 'lz4' or 'brotli'")
@@ -367,6 +381,11 @@ class Codec:
             raise ValueError(f"compress_min_size must be an integer >= 0, not {compress_min_size!r}")
         if type(max_frame_size) is not int or max_frame_size < 1:
             raise ValueError(f"max_frame_size must be an integer >= 1, not {max_frame_size!r}")
+        for name, value in (("max_batch", max_batch), ("max_expansion", max_expansion)):
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        self._max_batch = max_batch
+        self._max_expansion = max_expansion
         self._framing: str = framing
         self._compression = compression
         self._compression_code = _COMPRESSIONS[compression] if compression is not None else 0
@@ -415,6 +434,16 @@ class Codec:
         return self._max
 
     @property
+    def max_batch(self) -> int:
+        """The most elements a received batch (and records a multi envelope) may hold."""
+        return self._max_batch
+
+    @property
+    def max_expansion(self) -> int:
+        """Decompressed bytes a received compressed body may hold per compressed byte."""
+        return self._max_expansion
+
+    @property
     def buffered(self) -> int:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buf)
@@ -423,7 +452,7 @@ class Codec:
         return (
             f"rpcwire.reference.Codec(framing={self._framing!r}, compression={self._compression!r}, "
             f"compress_min_size={self._compress_min_size}, keyring={self._keyring!r}, "
-            f"max_frame_size={self._max})"
+            f"max_frame_size={self._max}, max_batch={self._max_batch}, max_expansion={self._max_expansion})"
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -549,7 +578,7 @@ class Codec:
                     if line.strip(_WHITESPACE):
                         out.append(ParseError(str(exc)))
                     continue
-                out.append(_check(obj))
+                out.append(_check(obj, self._max_batch))
             self._offset = offset
         buf += tail
         # a pending trailing "\r" may be the start of the terminator: it does not count yet
@@ -600,7 +629,7 @@ class Codec:
                 self._cl_size = -1
                 if keyring is None and payload[:1] != b"\xfb":
                     try:
-                        out.append(_check(_parse(payload, check)))
+                        out.append(_check(_parse(payload, check), self._max_batch))
                     except _JSONDecodeError as exc:
                         out.append(ParseError(str(exc)))
                 else:
@@ -685,7 +714,7 @@ class Codec:
                     f"input ended mid-frame, {len(line)} bytes buffered (at byte {self._offset})"
                 ) from None
             self._offset += len(line)
-            return [_check(obj)]
+            return [_check(obj, self._max_batch)]
         raise FramingError(f"input ended mid-frame, {len(buf)} bytes buffered (at byte {self._offset})")
 
     # -- the envelope, receiving (wire-format 3) -----------------------------------------------
@@ -719,14 +748,14 @@ class Codec:
             body = payload[_PLAIN_HEADER:]
         if method:
             try:
-                body = self._decompress(method, body)
+                body = self._decompress(method, body, offset)
             except _Undecompressable as exc:
                 out.append(ParseError(str(exc)))
                 return
         if flags & _FLAG_MULTI:
             self._records(body, out)
         else:
-            out.append(_item(body))
+            out.append(_item(body, max_batch=self._max_batch))
 
     def _decrypt(self, payload: bytes) -> bytes:
         """Open a sealed envelope (wire-format 3.2); checks in the order the spec lists them."""
@@ -750,9 +779,19 @@ class Codec:
         self._recv_seq += 1
         return body
 
-    def _decompress(self, method: int, body: bytes) -> bytes:
-        """Decompress with the output capped at max_frame_size (a bomb fails fast, in bounded memory)."""
-        limit = self._max
+    def _too_inflated(self, size: int, offset: int) -> FrameTooLarge:
+        wire = size
+        if wire * self._max_expansion < self._max:
+            return FrameTooLarge(
+                f"compressed body of {wire} bytes inflates past {wire * self._max_expansion} bytes "
+                f"(max_expansion {self._max_expansion}) (at byte {offset})"
+            )
+        return FrameTooLarge(f"decompressed body exceeds max_frame_size {self._max}")
+
+    def _decompress(self, method: int, body: bytes, offset: int) -> bytes:
+        """Decompress with the output capped at max_frame_size and max_expansion times the input
+        (a bomb fails fast, in bounded memory)."""
+        limit = min(self._max, len(body) * self._max_expansion)
         if method == 1:
             lz = lz4.frame.LZ4FrameDecompressor()
             try:
@@ -760,7 +799,7 @@ class Codec:
             except RuntimeError as exc:
                 raise _Undecompressable(f"lz4 body does not decompress: {exc}") from None
             if len(out) > limit:
-                raise FrameTooLarge(f"decompressed body exceeds max_frame_size {limit}")
+                raise self._too_inflated(len(body), offset)
             if not lz.eof:
                 raise _Undecompressable("lz4 body is truncated")
             if lz.unused_data:
@@ -774,7 +813,7 @@ class Codec:
             while True:
                 total += len(chunk)
                 if total > limit:
-                    raise FrameTooLarge(f"decompressed body exceeds max_frame_size {limit}")
+                    raise self._too_inflated(len(body), offset)
                 parts.append(chunk)
                 if br.can_accept_more_data():
                     break
@@ -785,12 +824,19 @@ class Codec:
             raise _Undecompressable("brotli body is truncated")
         return b"".join(parts)
 
-    @staticmethod
-    def _records(body: bytes, out: list[Item]) -> None:
+    def _records(self, body: bytes, out: list[Item]) -> None:
         """A multi body: ``(u32be(L) || message[L])+``, one item per record."""
         end = len(body)
         if not end:
             out.append(ParseError("multi envelope without records"))
+            return
+        max_batch = self._max_batch
+        pos = count = 0
+        while pos + 4 <= end and count <= max_batch:
+            pos += 4 + int.from_bytes(body[pos : pos + 4], "big")
+            count += pos <= end
+        if count > max_batch:
+            out.append(InvalidRequest(f"multi envelope of more than {max_batch} records (max_batch)"))
             return
         pos = 0
         check = _may_hold_big_int(body)
@@ -803,7 +849,7 @@ class Codec:
             if end - pos < size:
                 out.append(ParseError("truncated record in multi envelope"))
                 return
-            out.append(_item(body[pos : pos + size], check))
+            out.append(_item(body[pos : pos + size], check, max_batch))
             pos += size
 
     # -- writing -------------------------------------------------------------------------------
@@ -883,6 +929,15 @@ class Codec:
             count += 1
         if not count:
             return b""
+        if self._envelope and count > self._max_batch:
+            # No envelope holds more records than a receiver's max_batch.
+            records = bytes(out)
+            chunks = [[]]  # type: list[list[bytes]]
+            for body in _split_records(records):
+                if len(chunks[-1]) == self._max_batch:
+                    chunks.append([])
+                chunks[-1].append(body)
+            return b"".join(self.encode_many(chunk) for chunk in chunks)
         if self._envelope:
             sealed = self._seal(bytes(out[4:]), False) if count == 1 else self._seal(bytes(out), True)
             if sealed is not None:
@@ -914,7 +969,7 @@ class Codec:
                 packed: bytes = lz4.frame.compress(body)
             else:
                 packed = brotli.compress(body, quality=_BROTLI_QUALITY, lgwin=_BROTLI_LGWIN)
-            if len(packed) < len(body):
+            if len(packed) < len(body) <= len(packed) * self._max_expansion:
                 body = packed
                 method = self._compression_code
         flags = method | (_FLAG_MULTI if multi else 0)
