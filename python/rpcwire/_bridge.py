@@ -14,6 +14,10 @@ the sender does not wait forever. Diagnostics go to stderr through `logging`.
 
 The bridge starts **one child per connection**: MCP sessions are stateful (``initialize``,
 subscriptions, in-flight ids), so two clients sharing one server process would break each other.
+It starts it when the connection's first message arrives, not when the connection is accepted:
+with a key file that message has been authenticated, so a peer without the key never makes the
+bridge start a process (and is closed after `--auth-timeout`). JSON-RPC and LSP clients speak
+first, so nothing waits for this.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ from typing import Any
 import rpcwire
 
 from ._errors import ConnectionClosed, ProtocolError, RpcWireError
+from ._sockets import DEFAULT_AUTH_TIMEOUT, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
-__all__ = ("add_bridge_arguments", "add_connect_arguments", "relay", "run_bridge", "run_connect")
+__all__ = ("add_bridge_arguments", "add_connect_arguments", "relay", "run_bridge", "run_connect", "server_budgets")
 
 log = logging.getLogger("rpcwire.bridge")
 
 _BRIDGE_EPILOG = """\
 Each connection gets its own child process (MCP sessions are stateful: a child shared by two
-clients would see two `initialize` calls). The child speaks NDJSON on its stdin/stdout, exactly as
-an MCP stdio server does; its stderr is passed through to ours. Put `--` before COMMAND so its own
+clients would see two `initialize` calls), started when the connection's first message arrives
+(authenticated, with --key-file). The child speaks NDJSON on its stdin/stdout, exactly as an MCP
+stdio server does; its stderr is passed through to ours. Put `--` before COMMAND so its own
 options are not read as ours.
 
 example:
@@ -64,6 +70,35 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _BRIDGE_EPILOG
     parser.add_argument("listen", metavar="LISTEN_ADDRESS", help="unix:///path or tcp://host:port to listen on")
     add_codec_options(parser)
+    limits = parser.add_argument_group("connection budgets (0 turns one off)")
+    limits.add_argument(
+        "--max-connections",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections (and so children) at once; more are closed at once (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    limits.add_argument(
+        "--auth-timeout",
+        type=_non_negative_float,
+        default=DEFAULT_AUTH_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --key-file: close a connection not authenticated by then (default {DEFAULT_AUTH_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--frame-timeout",
+        type=_non_negative_float,
+        default=DEFAULT_FRAME_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a connection whose frame takes longer to arrive (default {DEFAULT_FRAME_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_non_negative_float,
+        default=0,
+        metavar="SECONDS",
+        help="close a connection with no traffic for this long (default 0: never)",
+    )
     parser.add_argument("command", nargs="+", metavar="COMMAND", help="the stdio server to start per connection")
 
 
@@ -82,29 +117,68 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _pump(src: Any, dst: Any, name: str) -> None:
-    """Copy messages from `src` to `dst` until `src` ends. Bad items are answered or dropped."""
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def server_budgets(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``serve`` keyword arguments for the connection budgets given on the command line (0: off)."""
+    return {
+        "max_connections": args.max_connections or None,
+        "auth_timeout": args.auth_timeout or None,
+        "frame_timeout": args.frame_timeout or None,
+        "idle_timeout": args.idle_timeout or None,
+    }
+
+
+async def _forward(msg: Any, src: Any, dst: Any, name: str) -> bool:
+    """Send one item from `src` on to `dst`; a bad item is answered or dropped. False once `dst` is gone."""
+    if isinstance(msg, ProtocolError):
+        log.warning("%s: dropped an invalid message: %s", name, msg)
+        if msg.id is not None:
+            # The sender is waiting for this id: answer it instead of the peer that never sees it.
+            with contextlib.suppress(ConnectionClosed):
+                await src.send(msg.to_error())
+        return True
+    try:
+        await dst.send(msg)
+    except ConnectionClosed:
+        log.debug("%s: the receiving side is gone", name)
+        return False
+    return True
+
+
+async def _pump(src: Any, dst: Any, name: str, first: Any = None) -> None:
+    """Copy messages from `src` to `dst` (`first`, if given, then what `src` receives) until `src` ends."""
+    if first is not None and not await _forward(first, src, dst, name):
+        return
     while True:
         try:
             msg = await src.receive()
         except ConnectionClosed:
             log.debug("%s: end of input", name)
             return
-        if isinstance(msg, ProtocolError):
-            log.warning("%s: dropped an invalid message: %s", name, msg)
-            if msg.id is not None:
-                # The sender is waiting for this id: answer it instead of the peer that never sees it.
-                with contextlib.suppress(ConnectionClosed):
-                    await src.send(msg.to_error())
-            continue
-        try:
-            await dst.send(msg)
-        except ConnectionClosed:
-            log.debug("%s: the receiving side is gone", name)
+        if not await _forward(msg, src, dst, name):
             return
 
 
-async def relay(a: Any, b: Any, *, names: tuple[str, str] = ("a->b", "b->a")) -> None:
+async def relay(a: Any, b: Any, *, names: tuple[str, str] = ("a->b", "b->a"), first: Any = None) -> None:
     """Copy messages both ways between two open rpcwire transports until either side ends.
 
     When one direction ends (EOF, a fatal wire error, the peer gone) the other is stopped too;
@@ -113,9 +187,10 @@ async def relay(a: Any, b: Any, *, names: tuple[str, str] = ("a->b", "b->a")) ->
     Arguments:
         a, b: open transports.
         names: labels for the two directions in log messages.
+        first: an item already received from `a`, forwarded to `b` before anything else.
     """
     tasks = [
-        asyncio.ensure_future(_pump(a, b, names[0])),
+        asyncio.ensure_future(_pump(a, b, names[0], first)),
         asyncio.ensure_future(_pump(b, a, names[1])),
     ]
     try:
@@ -145,12 +220,26 @@ async def _until_signalled() -> None:
                 loop.remove_signal_handler(sig)
 
 
-async def bridge(listen: str, command: Sequence[str], codec_options: dict[str, Any]) -> None:
-    """Serve `command` (a stdio server) on `listen`, one child per connection, until SIGINT/SIGTERM."""
+async def bridge(
+    listen: str,
+    command: Sequence[str],
+    codec_options: dict[str, Any],
+    budgets: dict[str, Any] | None = None,
+) -> None:
+    """Serve `command` (a stdio server) on `listen`, one child per connection, until SIGINT/SIGTERM.
+
+    Each connection's child starts when its first message arrives (authenticated, with a keyring):
+    a connection that sends nothing, or nothing that authenticates, starts no process.
+    """
     argv = list(command)
     env = dict(os.environ)
 
     async def handle(conn: Any) -> None:
+        try:
+            first = await conn.receive()
+        except ConnectionClosed:
+            log.debug("connection closed before its first message: no child started")
+            return
         log.info("connection: starting %s", argv[0])
         try:
             child = await rpcwire.spawn(argv, env=env, framing="ndjson")
@@ -158,12 +247,12 @@ async def bridge(listen: str, command: Sequence[str], codec_options: dict[str, A
             log.error("cannot start %s: %s", argv[0], exc)
             return
         try:
-            await relay(conn, child, names=("socket->child", "child->socket"))
+            await relay(conn, child, names=("socket->child", "child->socket"), first=first)
         finally:
             await child.close()
         log.info("connection closed")
 
-    server = await rpcwire.serve(handle, listen, **codec_options)
+    server = await rpcwire.serve(handle, listen, **codec_options, **(budgets or {}))
     log.warning("bridge: serving %s on %s (one child per connection)", " ".join(argv), server.address)
     try:
         await _until_signalled()
@@ -191,7 +280,7 @@ def run_bridge(args: argparse.Namespace) -> int:
 
     options = codec_options(args)
     try:
-        asyncio.run(bridge(args.listen, args.command, options))
+        asyncio.run(bridge(args.listen, args.command, options, server_budgets(args)))
     except OSError as exc:
         log.error("bridge: cannot listen on %s: %s", args.listen, exc)
         return 1

@@ -10,11 +10,14 @@ import os
 import random
 import socket
 import stat
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ._address import Address, parse_address
+from ._errors import ConnectionClosed
 from ._protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_EXPANSION,
@@ -25,11 +28,81 @@ from ._protocol import (
 )
 from ._transport import Transport
 
-__all__ = ("Server", "connect", "serve")
+__all__ = (
+    "DEFAULT_AUTH_TIMEOUT",
+    "DEFAULT_FRAME_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "ConnectionBudgets",
+    "Server",
+    "connect",
+    "serve",
+)
 
 logger = logging.getLogger("rpcwire")
 
 Handler = Callable[[Transport], Awaitable[Any]]
+
+# The per-connection budgets of ``serve`` (docs/security.md). Each is a keyword argument of ``serve`` and an
+# option of ``rpcwire bridge``.
+#: Connections served at once; one more is closed as soon as it is accepted (an open file and a task each).
+DEFAULT_MAX_CONNECTIONS = 1024
+#: Seconds a server with a keyring waits for a connection's first authenticated frame: a peer without the key
+#: holds a connection (and, behind ``rpcwire bridge``, nothing else) no longer than this.
+DEFAULT_AUTH_TIMEOUT = 10.0
+#: Seconds a frame may take to arrive once its first byte has: a peer that trickles a frame (1 byte/s) holds
+#: its buffer no longer than this. Generous: 16 MiB at 8 Mbit/s takes 17 s.
+DEFAULT_FRAME_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ConnectionBudgets:
+    """What one connection to a ``serve``d address may hold; ``None`` turns a limit off."""
+
+    auth_timeout: float | None = DEFAULT_AUTH_TIMEOUT
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT
+    idle_timeout: float | None = None
+
+    def check_interval(self) -> float | None:
+        """How often the server looks at its connections: a quarter of the shortest limit, 50 ms to 1 s."""
+        limits = [t for t in (self.auth_timeout, self.frame_timeout, self.idle_timeout) if t is not None]
+        if not limits:
+            return None
+        return min(max(min(limits) / 4, 0.05), 1.0)
+
+
+@dataclass
+class _Watched:
+    """What the server's check last saw of one connection."""
+
+    proto: RpcProtocol
+    keyed: bool
+    since: float
+    messages: int = 0
+    traffic: int = 0
+    active: float = 0.0
+    partial_since: float | None = None
+
+    def overdue(self, budgets: ConnectionBudgets, now: float) -> str | None:
+        """Why this connection has outlived a budget, or None."""
+        p = self.proto
+        messages = p.messages_in
+        traffic = p.bytes_in + p.bytes_out
+        if traffic != self.traffic:
+            self.traffic, self.active = traffic, now
+        partial = getattr(p._codec, "buffered", 0) > 0
+        if messages != self.messages or not partial:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = now
+        self.messages = messages
+        auth, frame = budgets.auth_timeout, budgets.frame_timeout
+        if self.keyed and messages == 0 and auth is not None and now - self.since > auth:
+            return f"no authenticated frame within auth_timeout ({auth:g} s)"
+        if frame is not None and self.partial_since is not None and now - self.partial_since > frame:
+            return f"a frame not completed within frame_timeout ({frame:g} s)"
+        if budgets.idle_timeout is not None and now - self.active > budgets.idle_timeout:
+            return f"idle for idle_timeout ({budgets.idle_timeout:g} s)"
+        return None
 
 
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -174,13 +247,26 @@ class Server:
     ``async with server:`` does both on exit.
     """
 
-    def __init__(self, address: Address) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        budgets: ConnectionBudgets | None = None,
+        keyed: bool = False,
+    ) -> None:
         self._server: asyncio.AbstractServer | None = None
         self._address = address
         self._unix_inode: tuple[int, int] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transports: set[Transport] = set()
         self._closed = False
+        self._max_connections = max_connections
+        self._budgets = budgets if budgets is not None else ConnectionBudgets()
+        self._keyed = keyed
+        self._watched: dict[Transport, _Watched] = {}
+        self._checker: asyncio.Task[None] | None = None
+        self._refused = 0
 
     def __repr__(self) -> str:
         return f"<rpcwire.Server {self._address}>"
@@ -199,21 +285,66 @@ class Server:
         """True until ``close``."""
         return not self._closed and self._server is not None and self._server.is_serving()
 
+    @property
+    def refused(self) -> int:
+        """Connections closed at once because ``max_connections`` were open."""
+        return self._refused
+
+    def _full(self) -> bool:
+        """True (and counted, and logged the first time of a burst) when no more connections may open."""
+        if self._max_connections is None or len(self._transports) < self._max_connections:
+            return False
+        self._refused += 1
+        if self._refused == 1 or self._refused % 1000 == 0:
+            logger.warning(
+                "rpcwire: %s: max_connections (%d) reached; refusing connections (%d so far)",
+                self._address,
+                self._max_connections,
+                self._refused,
+            )
+        return True
+
     def _track(self, transport: Transport, task: asyncio.Task[None]) -> None:
         self._transports.add(transport)
         self._tasks.add(task)
+        interval = self._budgets.check_interval()
+        if interval is not None:
+            now = time.monotonic()
+            self._watched[transport] = _Watched(transport._proto, self._keyed, since=now, active=now)
+            if self._checker is None:
+                self._checker = asyncio.get_running_loop().create_task(self._check_budgets(interval))
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
             self._transports.discard(transport)
+            self._watched.pop(transport, None)
 
         task.add_done_callback(done)
+
+    async def _check_budgets(self, interval: float) -> None:
+        """Close the connections that outlive a budget (``ConnectionBudgets``), until the server closes."""
+        while not self._closed:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for transport, watched in list(self._watched.items()):
+                reason = watched.overdue(self._budgets, now)
+                if reason is None:
+                    continue
+                self._watched.pop(transport, None)
+                logger.info("rpcwire: %s: closing a connection: %s", self._address, reason)
+                proto = watched.proto
+                if proto._error is None:
+                    proto._error = ConnectionClosed(f"connection closed by the server: {reason}")
+                # Nothing buffered is owed to a peer that broke a budget: abort, do not wait for it to read.
+                proto.abort()
 
     def close(self) -> None:
         """Stop listening, close open connections and remove the Unix socket file. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self._checker is not None:
+            self._checker.cancel()
         if self._server is not None:
             self._server.close()
         if self._address.scheme == "unix" and self._unix_inode is not None and self._address.path is not None:
@@ -264,6 +395,10 @@ async def serve(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_expansion: int = DEFAULT_MAX_EXPANSION,
     backlog: int = 128,
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+    auth_timeout: float | None = DEFAULT_AUTH_TIMEOUT,
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
+    idle_timeout: float | None = None,
 ) -> Server:
     """Listen on ``address`` and run ``await handler(transport)`` for every connection.
 
@@ -276,6 +411,15 @@ async def serve(
         framing: ``"auto"`` by default: each connection speaks whatever framing its client's first bytes show.
         compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's arguments.
         backlog: the listen backlog.
+        max_connections: connections served at once; one more is closed as soon as it is accepted (its handler
+            never runs). None: no limit.
+        auth_timeout: with a keyring, seconds a connection has to deliver its first authenticated frame before
+            it is closed. None: no limit.
+        frame_timeout: seconds a frame may take to arrive once its first byte has. None: no limit.
+        idle_timeout: seconds without a byte either way after which a connection is closed. None (the
+            default): no limit.
+        A connection closed by a budget is aborted (nothing buffered for it is sent); its handler's ``receive``
+        raises ``ConnectionClosed`` naming the budget.
 
     Returns:
         A started ``Server``; ``server.address`` is the bound URL.
@@ -288,7 +432,8 @@ async def serve(
     addr = parse_address(address)
     kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     loop = asyncio.get_running_loop()
-    result = Server(addr)
+    budgets = ConnectionBudgets(auth_timeout=auth_timeout, frame_timeout=frame_timeout, idle_timeout=idle_timeout)
+    result = Server(addr, max_connections=max_connections, budgets=budgets, keyed=keyring is not None)
     kind = "unix" if addr.scheme == "unix" else "tcp"
 
     async def run_handler(transport: Transport) -> None:
@@ -302,6 +447,9 @@ async def serve(
     class _ServerProtocol(RpcProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
+            if result._full():
+                self.abort()
+                return
             if kind == "tcp":
                 _set_nodelay(transport)
             t = Transport(self, kind)  # type: ignore[arg-type]

@@ -85,7 +85,8 @@ def _positive_size(text: str) -> int:
 def add_codec_options(parser: argparse.ArgumentParser) -> None:
     """Add the codec options every transport takes to `parser`, in an "codec options" group.
 
-    `--framing`, `--compression`, `--compress-min-size`, `--key-file`, `--max-frame-size`.
+    `--framing`, `--compression`, `--compress-min-size`, `--key-file`, `--max-frame-size`, `--max-batch`,
+    `--max-expansion`.
     Each defaults to None ("not given"), so :func:`codec_options` passes on only what the user
     chose and each side keeps its own default (clients ndjson, `serve` auto).
     """
@@ -122,6 +123,30 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="refuse frames larger than this, before allocating (default 16MiB)",
     )
+    group.add_argument(
+        "--max-batch",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="a received batch of more elements is one Invalid Request error (default 1024)",
+    )
+    group.add_argument(
+        "--max-expansion",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="refuse a compressed frame that inflates past N times its size (default 4096)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
 
 
 def load_keyring(path: str) -> Any:
@@ -148,7 +173,7 @@ def codec_options(args: argparse.Namespace) -> dict[str, Any]:
 
     Returns:
         A dict with some of ``framing``, ``compression``, ``compress_min_size``, ``keyring``,
-        ``max_frame_size``.
+        ``max_frame_size``, ``max_batch``, ``max_expansion``.
 
     Raises:
         UsageError: the key file cannot be read, or compression/encryption was asked for with a
@@ -164,8 +189,9 @@ def codec_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["compression"] = None if compression == "none" else compression
     if getattr(args, "compress_min_size", None) is not None:
         opts["compress_min_size"] = args.compress_min_size
-    if getattr(args, "max_frame_size", None) is not None:
-        opts["max_frame_size"] = args.max_frame_size
+    for name in ("max_frame_size", "max_batch", "max_expansion"):
+        if getattr(args, name, None) is not None:
+            opts[name] = getattr(args, name)
     if framing == "ndjson" and (opts.get("compression") is not None or key_file is not None):
         raise UsageError(
             "--framing ndjson cannot carry compression or encryption; use --framing length (or leave it out)"
