@@ -126,7 +126,7 @@ def test_a_trickled_frame_is_closed_after_frame_timeout(run: Any, sock_path: str
             steady_reader, steady = await raw(server)
             slow.write(b'{"jsonrpc":"2.0","id":1,"method":"m"')  # never finished
             started = time.monotonic()
-            for i in range(3):
+            for _ in range(3):
                 slow.write(b" ")  # the slow peer keeps sending, but its frame does not end
                 await asyncio.sleep(0.1)
             assert await closed_within(slow_reader, 5)
