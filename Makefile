@@ -53,6 +53,7 @@ lint-python: ## ruff, ruff format --check, mypy --strict, stubtest
 .PHONY: lint-rust
 lint-rust: ## cargo fmt --check, clippy -D warnings (with and without the binding)
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy -q --all-targets -- -D warnings
 	cargo clippy -q --all-targets --no-default-features -- -D warnings
 
@@ -85,6 +86,16 @@ bench-rust: ## criterion benches of the pure core
 .PHONY: bench-quick
 bench-quick: build-prod ## the main job: a quick `rpcwire bench`
 	rpcwire bench --quick
+
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+.PHONY: fuzz
+fuzz: ## cargo-fuzz every target for FUZZ_SECONDS each (default 60), from the corpus in fuzz/corpus
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+	@# libFuzzer's flags need nightly; RUSTC_BOOTSTRAP lets the stable toolchain this machine has pass them.
+	cd fuzz && for target in frames envelope decoder; do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 .PHONY: all
 all: format build-dev lint test-rust test-python ## format, build, lint, test

@@ -281,18 +281,21 @@ impl FrameDecoder {
     fn scan_content_length(&self, pending: &[u8], scanned: usize) -> CodecResult<Scan> {
         let from = scanned.saturating_sub(3);
         let window = &pending[..pending.len().min(HEADER_LIMIT)];
-        let Some(end) = memchr::memmem::find(&window[from.min(window.len())..], b"\r\n\r\n").map(|i| i + from) else {
-            // A bare LF can never start a valid block: say so now instead of waiting for the limit or EOF
-            // (an LSP-style peer that writes "\n" line ends is a common confusion).
-            if let Some(lf) = memchr::memchr_iter(b'\n', &window[from.min(window.len())..])
-                .map(|i| i + from)
-                .find(|&i| i == 0 || window[i - 1] != b'\r')
-            {
-                return Err(CodecError::framing(
-                    "header line not ended by \\r\\n",
-                    self.offset + lf as u64,
-                ));
-            }
+        let found = memchr::memmem::find(&window[from.min(window.len())..], b"\r\n\r\n").map(|i| i + from);
+        // A bare LF can never start a valid block: say so now instead of waiting for the limit or EOF (an
+        // LSP-style peer that writes "\n" line ends is a common confusion). Looked for before the terminator
+        // too, so the first fault is the one reported however the block was split into reads.
+        let lf_end = found.map_or(window.len(), |end| end + 2);
+        if let Some(lf) = memchr::memchr_iter(b'\n', &window[from.min(lf_end)..lf_end])
+            .map(|i| i + from)
+            .find(|&i| i == 0 || window[i - 1] != b'\r')
+        {
+            return Err(CodecError::framing(
+                "header line not ended by \\r\\n",
+                self.offset + lf as u64,
+            ));
+        }
+        let Some(end) = found else {
             if pending.len() >= HEADER_LIMIT {
                 return Err(CodecError::framing(
                     format!("content-length header block exceeds {HEADER_LIMIT} bytes"),
@@ -566,6 +569,10 @@ impl<'s, 'd> Frames<'s, 'd> {
         let dec = &mut *self.dec;
         let pending = dec.buf.len() - dec.start;
         if framing == Framing::Ndjson {
+            // A trailing '\r' was not counted while it could start a "\r\n"; at the end it is content.
+            if pending > dec.max_frame_size {
+                return Err(dec.too_large(pending as u64));
+            }
             let range = dec.start..dec.buf.len();
             let offset = dec.offset;
             dec.start = dec.buf.len();
@@ -800,6 +807,21 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_findings_do_not_depend_on_the_reads() {
+        // A bad Content-Length value on line 1 and a bare LF on line 2, the terminator later: the first fault
+        // (the LF, found as soon as it arrives when bytes trickle in) whether or not the block came in one read.
+        let stream = b"Content-Length:\x00\xb409\r\n2\n{}\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(
+            whole_and_bytewise(CL, 1 << 20, stream),
+            Err("Framing header line not ended by \\r\\n @ 22".to_string())
+        );
+        // An unterminated last ndjson line ending in '\r': the '\r' is content, and counts against the limit.
+        let mut line = vec![b'1'; 8];
+        line.push(b'\r');
+        assert_eq!(whole_and_bytewise(ND, 8, &line), Err("FrameTooLarge 9 @ 0".to_string()));
+    }
+
+        #[test]
     fn poisoned_after_fatal_error_and_after_eof() {
         let mut dec = FrameDecoder::new(LEN, 4);
         assert!(dec

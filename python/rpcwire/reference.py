@@ -705,6 +705,8 @@ class Codec:
         if self._framing == "ndjson":
             line = bytes(buf)
             buf.clear()
+            if len(line) > self._max:  # a trailing "\r" held back as a possible terminator is content now
+                raise self._too_large(len(line), self._offset)
             if not line.strip(_WHITESPACE):
                 return []
             try:

@@ -1,0 +1,37 @@
+//! The envelope opener: any payload, for a receiver with or without a keyring, is opened within the budgets
+//! (`max_frame_size`, `max_expansion`) or refused, and never panics. Byte 0 picks the receiver.
+#![no_main]
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use rpcwire::compress::Limits;
+use rpcwire::crypto::KeyRing;
+use rpcwire::envelope::{split_records, Envelope, EnvelopeConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let [pick, payload @ ..] = data else { return };
+    let keyring = (pick & 1 == 1).then(|| Arc::new(KeyRing::new(vec![(1, [7u8; 32])], 1).expect("a valid key")));
+    let limits = Limits {
+        max_frame_size: if pick & 2 == 0 { 4096 } else { 16 << 20 },
+        max_expansion: if pick & 4 == 0 { 4 } else { 4096 },
+    };
+    let Ok(mut envelope) = Envelope::new(EnvelopeConfig {
+        compression: None,
+        compress_min_size: 0,
+        keyring,
+        max_frame_size: limits.max_frame_size,
+        max_expansion: limits.max_expansion,
+    }) else {
+        return;
+    };
+    if let Ok(opened) = envelope.open(payload, 0) {
+        assert!(opened.body.len() <= limits.max_frame_size.max(payload.len()));
+        assert!(opened.body.len() <= payload.len().saturating_mul(limits.max_expansion).max(payload.len()));
+        if opened.multi {
+            for record in split_records(&opened.body) {
+                let _ = record;
+            }
+        }
+    }
+});
