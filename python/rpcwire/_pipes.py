@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import socket
 import stat
 import sys
@@ -21,6 +22,7 @@ __all__ = (
     "attach_writer",
     "enlarge_pipe",
     "is_socket",
+    "pollable",
     "same_file",
     "set_blocking_quietly",
     "tune_read_pipe",
@@ -79,6 +81,32 @@ def is_socket(fd: int) -> bool:
         return False
 
 
+def pollable(fd: int) -> bool:
+    """True when the event loop can watch ``fd``. Regular files, ``/dev/null`` and other character devices
+    that are not ttys are not pollable (epoll refuses them with EPERM): ``docker run`` without ``-i``, ``nohup``,
+    systemd units and CI runners hand a server such a stdin. Those are read and written in a thread instead.
+    """
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return True  # let the loop report it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    epoll = getattr(select, "epoll", None)
+    if epoll is None:  # not Linux: the loop's own check decides
+        return True
+    poller = epoll()
+    try:
+        poller.register(fd, select.EPOLLIN)
+    except PermissionError:
+        return False
+    except OSError:
+        return True
+    finally:
+        poller.close()
+    return True
+
+
 def same_file(a: int, b: int) -> bool:
     """True when two descriptors refer to the same open file (e.g. one socket on fd 0 and fd 1)."""
     try:
@@ -115,7 +143,7 @@ async def attach_reader(loop: asyncio.AbstractEventLoop, main: RpcProtocol, fd: 
     if is_socket(fd):
         sock_transport, _ = await loop.create_connection(lambda: ReadPipeProtocol(main), sock=_socket_from(fd))
         return sock_transport
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    if not pollable(fd):
         return FileReadTransport(loop, ReadPipeProtocol(main), fd)
     pipe = os.fdopen(fd, "rb", buffering=0)
     try:
@@ -132,7 +160,7 @@ async def attach_writer(loop: asyncio.AbstractEventLoop, main: RpcProtocol, fd: 
     if is_socket(fd):
         sock_transport, _ = await loop.create_connection(lambda: WriteSocketProtocol(main), sock=_socket_from(fd))
         return sock_transport
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    if not pollable(fd):
         return FileWriteTransport(loop, WritePipeProtocol(main), fd)
     pipe = os.fdopen(fd, "wb", buffering=0)
     try:
@@ -150,7 +178,7 @@ def set_blocking_quietly(fd: int, blocking: bool) -> None:
 
 
 class FileReadTransport(asyncio.ReadTransport):
-    """Reads a regular file (``server < requests.jsonl``) in a thread: asyncio's pipe transports refuse files."""
+    """Reads a descriptor the loop cannot poll (``server < requests.jsonl``, ``/dev/null``) in a thread."""
 
     CHUNK = 256 * 2**10
 
@@ -217,7 +245,8 @@ class FileReadTransport(asyncio.ReadTransport):
 
 
 class FileWriteTransport(asyncio.WriteTransport):
-    """Writes to a regular file (``server > replies.jsonl``): blocking writes, which a file never holds up."""
+    """Writes to a descriptor the loop cannot poll (``server > replies.jsonl``, ``/dev/null``): blocking writes,
+    which such a file never holds up."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, protocol: WritePipeProtocol, fd: int) -> None:
         super().__init__()

@@ -36,7 +36,7 @@ from typing import Any, Protocol, cast
 
 from ._core import ProtocolCore, drop_waiter
 from ._core import wake as _wake
-from ._errors import ConnectionClosed, RpcWireError
+from ._errors import ConnectionClosed, FramingError, RpcWireError
 
 __all__ = (
     "FLUSH_FIRST_MESSAGES",
@@ -225,6 +225,14 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             return
         try:
             items = self._codec.feed(b"")
+        except FramingError as exc:
+            # The peer stopped in the middle of a frame (it died, or was cut off): for whoever reads, that is
+            # a closed connection, the one error every receive loop handles. The detail stays as the cause.
+            closed = ConnectionClosed(f"connection closed by the peer in the middle of a frame: {exc}")
+            closed.__cause__ = exc
+            closed.items = getattr(exc, "items", None)  # type: ignore[attr-defined]
+            self._fatal(closed)
+            return
         except Exception as exc:
             self._fatal(exc)
             return
@@ -303,7 +311,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     def _connection_closed(self, message: str = "connection closed") -> ConnectionClosed:
         err = ConnectionClosed(message)
-        err.__cause__ = self._error if self._error is not None else self._lost_exc
+        cause = self._error if self._error is not None else self._lost_exc
+        if isinstance(cause, ConnectionClosed):  # the first report of the end: point at what it came from
+            cause = cause.__cause__
+        err.__cause__ = cause
         return err
 
     async def receive(self) -> Any:
@@ -472,7 +483,8 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._eof = True
         for t in {self._rt, self._wt}:
             if t is not None:
-                t.abort()  # type: ignore[attr-defined]
+                # asyncio's read-pipe transport has no abort(); closing it drops nothing that is ours.
+                getattr(t, "abort", t.close)()
         _wake(self._waiters)
         _wake(self._write_waiters)
 

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from ._address import Address, parse_address
-from ._errors import ConnectionClosed
+from ._errors import ConnectionClosed, RpcWireError
 from ._protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_EXPANSION,
@@ -439,6 +439,9 @@ async def serve(
     async def run_handler(transport: Transport) -> None:
         try:
             await handler(transport)
+        except RpcWireError as exc:
+            # The peer's fault (a bad frame, a wrong key): one line, not a traceback per connection.
+            logger.info("rpcwire: %s: connection ended by a wire error: %r", result.address, exc)
         except Exception:
             logger.exception("rpcwire: connection handler failed")
         finally:

@@ -35,6 +35,8 @@ StderrSink: TypeAlias = int | IO[Any] | Callable[[bytes], object] | None
 
 #: Bytes of the child's stderr kept for ``ChildTransport.stderr_tail`` when rpcwire drains it.
 STDERR_TAIL = 8 * 2**10
+#: Seconds ``close`` waits for the child after SIGKILL before it gives up with a warning (the MCP SDK's 2 s).
+KILL_TIMEOUT = 2.0
 
 
 class _ChildProtocol(asyncio.SubprocessProtocol):
@@ -185,34 +187,62 @@ class ChildTransport(Transport):
             await self._reap()
 
     async def _reap(self) -> None:
+        """Stdin is closed: give the child ``close_timeout`` to exit, then SIGTERM its group and
+        ``terminate_timeout``, then SIGKILL. Whatever the child itself did, no process of its group outlives
+        this: one left behind (a helper that ignores SIGTERM, a grandchild of a child that exited) gets the same
+        steps. The wait after SIGKILL is bounded (``KILL_TIMEOUT``): a process stuck in the kernel is logged
+        and left, not waited for forever."""
         exited = self._child.exited
-        for sig, timeout in (
-            (None, self._close_timeout),
-            (signal.SIGTERM, self._terminate_timeout),
-            (signal.SIGKILL, None),
-        ):
-            if exited.done():
-                break
-            if sig is not None:
-                logger.info("rpcwire: child %d did not exit; sending %s to its process group", self.pid, sig.name)
-                self._signal_group(sig)
-            if timeout is None:
-                await asyncio.shield(exited)
-            else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(exited), timeout)
+        await self._wait(exited, self._close_timeout)
+        terminated = False
+        if not exited.done() or self._group_alive():
+            logger.info("rpcwire: child %d's process group is still running; sending SIGTERM", self.pid)
+            self._signal_group(signal.SIGTERM)
+            terminated = True
+            await self._wait_group(exited, self._terminate_timeout)
+        if terminated and (not exited.done() or self._group_alive()):
+            logger.info("rpcwire: child %d's process group ignored SIGTERM; sending SIGKILL", self.pid)
+            self._signal_group(signal.SIGKILL)
+            await self._wait_group(exited, KILL_TIMEOUT)
+            if not exited.done():
+                logger.warning(
+                    "rpcwire: child %d did not exit %.1f s after SIGKILL; not waiting", self.pid, KILL_TIMEOUT
+                )
         self._process.close()
 
+    @staticmethod
+    async def _wait(fut: asyncio.Future[Any], timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    async def _wait_group(self, exited: asyncio.Future[Any], timeout: float) -> None:
+        """Wait up to ``timeout`` for the child to exit and its group to empty."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        await self._wait(exited, timeout)
+        # Nothing signals a process group emptying: poll it.
+        while self._group_alive() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    def _group_alive(self) -> bool:
+        """True while a process of the child's group exists. (The kernel does not hand out a process group's
+        id as a new pid while the group has members, so the id stays the child's group's.)"""
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # pragma: no cover - a member we cannot signal: nothing more to do
+            return False
+        return True
+
     def _signal_group(self, sig: signal.Signals) -> None:
-        if self._process.get_returncode() is not None:
-            return  # reaped: its pid (and group id) may belong to someone else now
         try:
             os.killpg(self.pid, sig)
         except ProcessLookupError:
             pass
         except PermissionError:  # pragma: no cover - the child changed its group to one we cannot signal
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
+            if self._process.get_returncode() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, sig)
 
 
 def _stream_sink(stream: IO[Any]) -> Callable[[bytes], object]:
@@ -303,7 +333,9 @@ def spawn(
 
     Closing (``async with`` exit or ``close()``): the sends already made are flushed, the child's stdin is
     closed and it gets ``close_timeout`` seconds to exit; then its process group gets SIGTERM and
-    ``terminate_timeout`` seconds; then SIGKILL; then it is reaped.
+    ``terminate_timeout`` seconds; then SIGKILL, and at most ``KILL_TIMEOUT`` seconds more. A process of the
+    child's group that is still running when the child has exited (a grandchild, a helper) gets the same
+    SIGTERM and SIGKILL: nothing of the group outlives ``close``.
 
     Arguments:
         argv: the program and its arguments (no shell).

@@ -9,6 +9,7 @@ Modes:
     half-frame  write half a length-prefixed frame to stdout, then exit 5.
     stubborn    ignore stdin EOF and SIGTERM, start a grandchild in the same group, report its pid, sleep.
     polite      ignore stdin EOF, exit on SIGTERM.
+    orphaning   start a grandchild in the same group that ignores SIGTERM, report its pid, exit on SIGTERM.
     after       run ``echo`` until EOF, then print "after" (stdout must be the real one again).
 """
 
@@ -89,9 +90,11 @@ def unresponsive(mode: str) -> None:
     if mode == "half-frame":
         os.write(1, (1000).to_bytes(4, "big") + b'{"jsonrpc":')
         os._exit(5)
-    if mode == "stubborn":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if mode in ("stubborn", "orphaning"):
+        if mode == "stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        grandchild = subprocess.Popen([sys.executable, "-c", code])
         os.write(1, json.dumps({"jsonrpc": "2.0", "method": "pid", "params": {"pid": grandchild.pid}}).encode() + b"\n")
     else:
         os.write(1, b'{"jsonrpc":"2.0","method":"ready"}\n')
@@ -114,7 +117,7 @@ async def main(mode: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] in ("half-frame", "stubborn", "polite"):
+    if sys.argv[1] in ("half-frame", "stubborn", "polite", "orphaning"):
         unresponsive(sys.argv[1])
     elif os.environ.get("RPCWIRE_TEST_LOOP") == "uvloop":
         import uvloop

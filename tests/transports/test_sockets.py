@@ -195,9 +195,10 @@ def test_protocol_error_item_is_returned_and_stream_goes_on(run: Any, kind: str,
     run(main())
 
 
-def test_peer_dies_mid_frame_surfaces_framing_error(run: Any, kind: str, sock_dir: str) -> None:
-    """A client writes half a length frame and vanishes: the server's receive raises FramingError once, then
-    ConnectionClosed; nothing hangs."""
+def test_peer_dies_mid_frame_is_a_closed_connection(run: Any, kind: str, sock_dir: str) -> None:
+    """A client writes half a length frame and vanishes: the server's receive raises ConnectionClosed (the loop
+    every user writes handles it), with the FramingError that says how much was buffered as its cause; nothing
+    hangs."""
 
     async def main() -> None:
         outcome: asyncio.Future[list[BaseException]] = asyncio.get_running_loop().create_future()
@@ -222,9 +223,13 @@ def test_peer_dies_mid_frame_surfaces_framing_error(run: Any, kind: str, sock_di
             writer.close()
             await writer.wait_closed()
             errors = await outcome
-            assert isinstance(errors[0], rpcwire.FramingError)
+            assert isinstance(errors[0], rpcwire.ConnectionClosed)
+            assert "middle of a frame" in str(errors[0])
+            cause = errors[0].__cause__
+            assert isinstance(cause, rpcwire.FramingError)
+            assert "37 bytes buffered" in str(cause)
             assert isinstance(errors[1], rpcwire.ConnectionClosed)
-            assert errors[1].__cause__ is errors[0]
+            assert errors[1].__cause__ is cause
 
     run(main())
 
@@ -247,10 +252,12 @@ def test_client_sees_server_vanish_mid_frame(run: Any, kind: str, sock_dir: str)
         async with raw:
             t = await rpcwire.connect(address)
             await t.send(request(1))
-            with pytest.raises((rpcwire.FramingError, rpcwire.ConnectionClosed)):
+            with pytest.raises(rpcwire.ConnectionClosed) as caught:
                 await t.receive()
+            assert isinstance(caught.value.__cause__, rpcwire.FramingError)
             with pytest.raises(rpcwire.ConnectionClosed):
                 await t.receive()
+            assert [m async for m in t] == []
             await t.close()
 
     run(main())

@@ -214,11 +214,14 @@ def test_child_exit_gives_connection_closed_with_exit_code(run: Any, loop_name: 
     run(main())
 
 
-def test_child_dying_mid_frame_is_a_framing_error(run: Any, loop_name: str) -> None:
+def test_child_dying_mid_frame_is_a_closed_connection(run: Any, loop_name: str) -> None:
     async def main() -> None:
         async with rpcwire.spawn([sys.executable, CHILD, "half-frame"], framing="length") as t:
-            with pytest.raises(rpcwire.FramingError):
+            with pytest.raises(rpcwire.ConnectionClosed) as caught:
                 await t.receive()
+            assert isinstance(caught.value.__cause__, rpcwire.FramingError)
+            assert "bytes buffered" in str(caught.value.__cause__)
+            assert caught.value.exit_code == 5
             with pytest.raises(rpcwire.ConnectionClosed) as caught:
                 await t.receive()
             assert caught.value.exit_code == 5
@@ -242,6 +245,26 @@ def test_child_ignoring_sigterm_is_killed_with_its_group(run: Any, loop_name: st
             await asyncio.sleep(0.02)
         assert proc_state(grandchild) in (None, "Z")
         await t.close()  # idempotent
+
+    run(main())
+
+
+def test_no_process_of_the_group_outlives_close(run: Any, loop_name: str) -> None:
+    """The child exits on SIGTERM, but left a grandchild in its group that ignores it: SIGKILL reaches it."""
+
+    async def main() -> None:
+        t = await rpcwire.spawn(
+            [sys.executable, CHILD, "orphaning"], env=child_env(loop_name), close_timeout=0.2, terminate_timeout=0.3
+        )
+        grandchild = (await t.receive())["params"]["pid"]
+        assert proc_state(grandchild) not in (None, "Z")
+        await t.close()
+        assert t.exit_code == -signal.SIGTERM
+        for _ in range(100):
+            if proc_state(grandchild) in (None, "Z"):
+                break
+            await asyncio.sleep(0.02)
+        assert proc_state(grandchild) in (None, "Z")
 
     run(main())
 
