@@ -196,6 +196,15 @@ impl FrameDecoder {
         if self.poisoned.is_none() {
             self.poisoned = Some(error);
         }
+        self.discard();
+    }
+
+    /// A poisoned decoder never reads its buffer again: free it now, not when the codec is dropped.
+    fn discard(&mut self) {
+        self.buf = Vec::new();
+        self.start = 0;
+        self.need = None;
+        self.scanned = 0;
     }
 
     /// Start reading `data` (empty = end of input). Pull frames with [`Frames::next_frame`] until `None`.
@@ -209,6 +218,7 @@ impl FrameDecoder {
             }
             let error = CodecError::framing("data fed after end of input", self.stream_position());
             self.poisoned = Some(error.clone());
+            self.discard();
             return Err(error);
         }
         let at_eof = data.is_empty();
@@ -454,6 +464,7 @@ impl<'s, 'd> Frames<'s, 'd> {
                 self.done = true;
                 self.pos = self.input.len();
                 self.dec.poisoned = Some(error.clone());
+                self.dec.discard();
                 Err(error)
             }
         }
@@ -609,6 +620,7 @@ impl Drop for Frames<'_, '_> {
         if !rest.is_empty() {
             if let Err(error) = grow(&mut dec.buf, rest.len(), None, dec.offset) {
                 dec.poisoned = Some(error);
+                dec.discard();
                 return;
             }
             dec.buf.extend_from_slice(rest);

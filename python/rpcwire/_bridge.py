@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -44,8 +45,8 @@ _BRIDGE_EPILOG = """\
 Each connection gets its own child process (MCP sessions are stateful: a child shared by two
 clients would see two `initialize` calls), started when the connection's first message arrives
 (authenticated, with --key-file). The child speaks NDJSON on its stdin/stdout, exactly as an MCP
-stdio server does; its stderr is passed through to ours. Put `--` before COMMAND so its own
-options are not read as ours.
+stdio server does (--child-framing content-length for an LSP server); its stderr is passed through
+to ours. Put `--` before COMMAND so its own options are not read as ours.
 
 example:
   rpcwire keygen --out key.json
@@ -70,6 +71,13 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _BRIDGE_EPILOG
     parser.add_argument("listen", metavar="LISTEN_ADDRESS", help="unix:///path or tcp://host:port to listen on")
     add_codec_options(parser)
+    parser.add_argument(
+        "--child-framing",
+        choices=LOCAL_FRAMINGS,
+        default=None,
+        help="how the child frames its stdin/stdout: ndjson (MCP) or content-length (LSP servers); "
+        "default content-length when --framing is content-length, else ndjson",
+    )
     limits = parser.add_argument_group("connection budgets (0 turns one off)")
     limits.add_argument(
         "--max-connections",
@@ -111,10 +119,28 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("address", metavar="ADDRESS", help="unix:///path or tcp://host:port of the bridge")
     add_codec_options(parser)
     parser.add_argument(
+        "--stdio-framing",
+        choices=LOCAL_FRAMINGS,
+        default=None,
+        help="how this process's stdin/stdout are framed: ndjson (MCP) or content-length (LSP clients); "
+        "default content-length when --framing is content-length, else ndjson",
+    )
+    parser.add_argument(
         "--retry",
         action="store_true",
         help="retry the connection with backoff (0.1 s start, 10 s cap, 5 attempts) instead of failing at once",
     )
+
+
+#: Framings of the stdio side (the bridge's child, `connect`'s own stdin/stdout): text protocols, no envelope.
+LOCAL_FRAMINGS = ("ndjson", "content-length")
+
+
+def local_framing(given: str | None, codec_options: dict[str, Any]) -> str:
+    """The stdio side's framing: as given, else content-length for an LSP-style socket, else ndjson (MCP)."""
+    if given is not None:
+        return given
+    return "content-length" if codec_options.get("framing") == "content-length" else "ndjson"
 
 
 def _non_negative_int(text: str) -> int:
@@ -171,8 +197,11 @@ async def _pump(src: Any, dst: Any, name: str, first: Any = None) -> None:
     while True:
         try:
             msg = await src.receive()
-        except ConnectionClosed:
-            log.debug("%s: end of input", name)
+        except ConnectionClosed as exc:
+            if "before any reply" in str(exc):
+                log.warning("%s: %s", name, exc)
+            else:
+                log.debug("%s: end of input", name)
             return
         if not await _forward(msg, src, dst, name):
             return
@@ -225,6 +254,7 @@ async def bridge(
     command: Sequence[str],
     codec_options: dict[str, Any],
     budgets: dict[str, Any] | None = None,
+    child_framing: str = "ndjson",
 ) -> None:
     """Serve `command` (a stdio server) on `listen`, one child per connection, until SIGINT/SIGTERM.
 
@@ -242,7 +272,7 @@ async def bridge(
             return
         log.info("connection: starting %s", argv[0])
         try:
-            child = await rpcwire.spawn(argv, env=env, framing="ndjson")
+            child = await rpcwire.spawn(argv, env=env, framing=child_framing)
         except OSError as exc:
             log.error("cannot start %s: %s", argv[0], exc)
             return
@@ -261,12 +291,14 @@ async def bridge(
         await server.wait_closed()
 
 
-async def connect(address: str, codec_options: dict[str, Any], *, retry: bool = False) -> None:
-    """Relay this process's stdin/stdout (NDJSON) to `address` until either side ends."""
+async def connect(
+    address: str, codec_options: dict[str, Any], *, retry: bool = False, stdio_framing: str = "ndjson"
+) -> None:
+    """Relay this process's stdin/stdout (NDJSON, or `stdio_framing`) to `address` until either side ends."""
     options = dict(codec_options)
     if retry:
         options["reconnect"] = True
-    async with rpcwire.stdio(framing="ndjson") as local:
+    async with rpcwire.stdio(framing=stdio_framing) as local:
         remote = await rpcwire.connect(address, **options)
         try:
             await relay(local, remote, names=("stdin->socket", "socket->stdout"))
@@ -274,13 +306,31 @@ async def connect(address: str, codec_options: dict[str, Any], *, retry: bool = 
             await remote.close()
 
 
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 def run_bridge(args: argparse.Namespace) -> int:
     """`rpcwire bridge`: returns the exit status (0 after SIGINT/SIGTERM, 1 if it cannot listen)."""
-    from .cli import codec_options
+    from .cli import check_address, codec_options
 
+    address = check_address("LISTEN_ADDRESS", args.listen)
     options = codec_options(args)
+    if address.scheme == "tcp" and not _loopback(address.host) and options.get("keyring") is None:
+        log.warning(
+            "bridge: serving %s on %s without --key-file: anyone who can reach this address can run it, and the "
+            "traffic is plaintext",
+            args.command[0],
+            address,
+        )
     try:
-        asyncio.run(bridge(args.listen, args.command, options, server_budgets(args)))
+        child = local_framing(args.child_framing, options)
+        asyncio.run(bridge(args.listen, args.command, options, server_budgets(args), child))
     except OSError as exc:
         log.error("bridge: cannot listen on %s: %s", args.listen, exc)
         return 1
@@ -289,11 +339,13 @@ def run_bridge(args: argparse.Namespace) -> int:
 
 def run_connect(args: argparse.Namespace) -> int:
     """`rpcwire connect`: returns the exit status (0 on EOF from either side, 1 if it cannot connect)."""
-    from .cli import codec_options
+    from .cli import check_address, codec_options
 
+    check_address("ADDRESS", args.address)
     options = codec_options(args)
     try:
-        asyncio.run(connect(args.address, options, retry=args.retry))
+        stdio = local_framing(args.stdio_framing, options)
+        asyncio.run(connect(args.address, options, retry=args.retry, stdio_framing=stdio))
     except OSError as exc:
         log.error("connect: cannot reach %s: %s", args.address, exc)
         return 1

@@ -29,6 +29,7 @@ Flow control:
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -81,6 +82,17 @@ DEFAULT_MAX_FRAME_SIZE = 16 * 2**20
 DEFAULT_MAX_BATCH = 1024
 #: Decompressed bytes a received compressed body may hold per compressed byte (docs/security.md).
 DEFAULT_MAX_EXPANSION = 4096
+
+
+def _detach(exc: BaseException) -> BaseException:
+    """Drop the tracebacks of ``exc`` and the errors it was raised from; returns ``exc``."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 8:
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return exc
 
 
 class CodecLike(Protocol):
@@ -246,6 +258,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         items = getattr(exc, "items", None)
         if items:
             self._push(list(items))
+            exc.items = None  # type: ignore[attr-defined]
+        # Kept errors hold no traceback: its frames would hold this protocol (and its buffers) in a cycle
+        # that only the cyclic GC could free.
+        _detach(exc)
         if not isinstance(exc, RpcWireError):
             logger.error("rpcwire: codec failed unexpectedly; closing the connection", exc_info=exc)
         else:
@@ -306,10 +322,18 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         """The exception a receive on this finished connection raises (the fatal error once, then ConnectionClosed)."""
         if self._error is not None and not self._error_raised:
             self._error_raised = True
-            return self._error
+            err = self._error
+            # Raised, it gets a traceback through this protocol's frames: keep a copy without one.
+            self._error = _detach(copy.copy(err))
+            return err
         return self._connection_closed()
 
-    def _connection_closed(self, message: str = "connection closed") -> ConnectionClosed:
+    def _connection_closed(self, message: str | None = None) -> ConnectionClosed:
+        if message is None:
+            message = "connection closed"
+            if not self._closing and self.messages_in == 0 and self.count_sent() > 0:
+                # Sent something, heard nothing: the likeliest cause is a peer that could not read us.
+                message = "connection closed by the peer before any reply (a key or framing mismatch?)"
         err = ConnectionClosed(message)
         cause = self._error if self._error is not None else self._lost_exc
         if isinstance(cause, ConnectionClosed):  # the first report of the end: point at what it came from

@@ -26,6 +26,17 @@ __all__ = ("StdioTransport", "stdio")
 logger = logging.getLogger("rpcwire")
 
 
+def flush_c_stdio() -> None:
+    """``fflush(NULL)``: write out every C stdio buffer of this process. Never raises."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.fflush(None)
+    except (OSError, AttributeError, ImportError):  # pragma: no cover - no C library to speak of
+        pass
+
+
 class _Fds:
     """The descriptors ``stdio()`` moved, and how to put them back."""
 
@@ -58,6 +69,9 @@ class _Fds:
         if self.guard:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
+            # C's stdio buffers too: native code that wrote with printf while fd 1 was stderr (fully buffered
+            # on a pipe) would otherwise have that text flushed onto the wire at exit.
+            flush_c_stdio()
             os.dup2(self.saved_in, 0)
             os.dup2(self.saved_out, 1)
         os.close(self.saved_in)

@@ -27,6 +27,7 @@ __all__ = (
     "UsageError",
     "add_codec_options",
     "build_parser",
+    "check_address",
     "codec_options",
     "main",
     "parse_size",
@@ -149,6 +150,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def check_address(option: str, text: str) -> Any:
+    """Parse an address option with ``rpcwire._address.parse_address``, turning a bad one into a UsageError."""
+    from ._address import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def load_keyring(path: str) -> Any:
     """Read a key file with `rpcwire.Keyring.from_file`, turning failures into a UsageError."""
     from . import Keyring
@@ -252,6 +263,9 @@ def _run_keygen(args: argparse.Namespace) -> int:
     if args.out is not None:
         if os.path.isdir(args.out):
             raise UsageError(f"--out {args.out}: is a directory")
+        if os.path.lexists(args.out) and not args.force:
+            # A key file overwritten by mistake locks out every peer that holds the old key.
+            raise UsageError(f"--out {args.out}: exists; refusing to overwrite a key file (--force replaces it)")
         try:
             keyring.to_file(args.out)
         except OSError as exc:
@@ -303,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # `subcommand`, not `command`: `bridge` has a COMMAND positional of its own (the child to run).
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
     p_bench = sub.add_parser(
         "bench",
@@ -325,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_keygen.add_argument("--out", "-o", default=None, metavar="FILE", help="write the key file here (mode 0600)")
     p_keygen.add_argument("--key-id", type=_key_id, default=1, metavar="N", help="the key's id (default 1)")
+    p_keygen.add_argument("--force", action="store_true", help="replace an existing --out file")
     _add_verbose(p_keygen)
     p_keygen.set_defaults(func=_run_keygen)
     return parser
@@ -369,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except UsageError as exc:
-        sys.stderr.write(f"rpcwire {args.command}: error: {exc}\n")
+        sys.stderr.write(f"rpcwire {args.subcommand}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("rpcwire: interrupted\n")

@@ -1,0 +1,262 @@
+"""Odd stdio, dead and confused peers, big messages: never hang, never drop, never blame the wrong call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import rpcwire
+
+from ._helpers import echo_handler, request
+
+ECHO_SERVER = """
+import asyncio, rpcwire
+async def main():
+    async with rpcwire.stdio() as t:
+        async for m in t:
+            await t.send({"jsonrpc": "2.0", "id": m.get("id"), "result": "ok"})
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def sock_path() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="rpcw") as d:
+        yield f"{d}/s.sock"
+
+
+def rpcwire_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rpcwire", *args]
+
+
+# --- stdin = /dev/null and other descriptors epoll refuses ----------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_stdio_server_with_stdin_dev_null_exits_at_eof(loop: str) -> None:
+    script = (
+        ECHO_SERVER.replace("asyncio.run(main())", "__import__('uvloop').run(main())")
+        if loop == "uvloop"
+        else ECHO_SERVER
+    )
+    with open(os.devnull, "rb") as null:
+        proc = subprocess.run([sys.executable, "-c", script], stdin=null, capture_output=True, timeout=20, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b""
+    assert b"Traceback" not in proc.stderr
+    assert b"PermissionError" not in proc.stderr
+
+
+def test_a_stdio_server_writing_to_dev_null_serves(tmp_path: Path) -> None:
+    requests = tmp_path / "in.jsonl"
+    requests.write_bytes(b"".join(json.dumps(request(i)).encode() + b"\n" for i in range(3)))
+    with open(requests, "rb") as src, open(os.devnull, "wb") as null:
+        proc = subprocess.run(
+            [sys.executable, "-c", ECHO_SERVER], stdin=src, stdout=null, stderr=subprocess.PIPE, timeout=20, check=False
+        )
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_rpcwire_connect_with_stdin_dev_null_exits_at_eof(sock_path: str) -> None:
+    async def main() -> None:
+        async with await rpcwire.serve(echo_handler, f"unix://{sock_path}"):
+            proc = await asyncio.create_subprocess_exec(
+                *rpcwire_cli("connect", f"unix://{sock_path}"),
+                stdin=subprocess.DEVNULL,  # /dev/null, opened by the subprocess module
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 0, err.decode()
+            assert out == b""
+            assert b"Traceback" not in err
+
+    asyncio.run(main())
+
+
+# --- a peer that cannot read us ----------------------------------------------------------------------------------
+
+
+def test_a_client_hears_why_a_keyed_server_hung_up(sock_path: str) -> None:
+    async def main() -> None:
+        ring = rpcwire.Keyring.generate()
+        async with await rpcwire.serve(echo_handler, f"unix://{sock_path}", keyring=ring):
+            t = await rpcwire.connect(f"unix://{sock_path}")  # no key: ndjson plaintext
+            await t.send(request(1))
+            with pytest.raises(rpcwire.ConnectionClosed, match=r"before any reply.*key or framing mismatch"):
+                await asyncio.wait_for(t.receive(), 10)
+            await t.close()
+            # A client that heard replies and then sees the end gets the plain message.
+            async with await rpcwire.serve(echo_handler, f"unix://{sock_path}.2") as plain:
+                t = await rpcwire.connect(plain.address)
+                await t.send(request(1))
+                assert (await t.receive())["id"] == 1
+                plain.close()
+                with pytest.raises(rpcwire.ConnectionClosed) as caught:
+                    await asyncio.wait_for(t.receive(), 10)
+                assert "mismatch" not in str(caught.value)
+                await t.close()
+
+    asyncio.run(main())
+
+
+def test_rpcwire_connect_says_what_most_likely_happened(sock_path: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        ring = rpcwire.Keyring.generate()
+        async with await rpcwire.serve(echo_handler, f"unix://{sock_path}", keyring=ring):
+            proc = await asyncio.create_subprocess_exec(
+                *rpcwire_cli("connect", f"unix://{sock_path}"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(request(1)).encode() + b"\n")
+            await proc.stdin.drain()
+            out, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert out == b""
+            assert b"key or framing mismatch" in err, err
+
+    asyncio.run(main())
+
+
+# --- the command line -------------------------------------------------------------------------------------------
+
+
+def test_cli_errors_name_the_subcommand_and_never_print_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        rpcwire_cli("bridge", "unix://x.sock", "--", "true"), capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rpcwire bridge: error: LISTEN_ADDRESS: invalid address 'unix://x.sock'"), proc.stderr
+    assert "must be absolute" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run(rpcwire_cli("connect", "unix://x.sock"), capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rpcwire connect: error: ADDRESS: invalid address"), proc.stderr
+
+
+def test_keygen_refuses_to_overwrite_a_key_file(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    assert subprocess.run(rpcwire_cli("keygen", "--out", str(key)), check=False).returncode == 0
+    before = key.read_bytes()
+    proc = subprocess.run(rpcwire_cli("keygen", "--out", str(key)), capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert "exists; refusing to overwrite" in proc.stderr
+    assert key.read_bytes() == before
+    assert subprocess.run(rpcwire_cli("keygen", "--out", str(key), "--force"), check=False).returncode == 0
+    assert key.read_bytes() != before
+
+
+def test_bridge_warns_before_serving_plaintext_beyond_loopback() -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails, after the warning, sending nothing.
+    proc = subprocess.run(
+        rpcwire_cli("bridge", "tcp://192.0.2.1:0", "--", "true"),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "without --key-file" in proc.stderr
+    assert "plaintext" in proc.stderr
+    loopback = subprocess.Popen(
+        rpcwire_cli("bridge", "tcp://127.0.0.1:0", "--", "true"), stderr=subprocess.PIPE, text=True
+    )
+    assert loopback.stderr is not None
+    serving = loopback.stderr.readline()  # the bridge's "serving ..." line comes after any warning
+    loopback.terminate()
+    _, rest = loopback.communicate(timeout=20)
+    assert "serving true on tcp://127.0.0.1:" in serving
+    assert "without --key-file" not in serving + rest
+
+
+# --- native output and the wire -----------------------------------------------------------------------------------
+
+PRINTF_SERVER = """
+import asyncio, ctypes, rpcwire
+libc = ctypes.CDLL(None)
+async def main():
+    async with rpcwire.stdio() as t:
+        async for m in t:
+            libc.printf(b"native chatter from C\\n")  # fully buffered: fd 1 is stderr, a pipe
+            await t.send({"jsonrpc": "2.0", "id": m.get("id"), "result": "ok"})
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "length"])
+def test_c_printf_in_a_stdio_server_never_reaches_the_wire(framing: str) -> None:
+    codec = rpcwire.Codec(framing=framing)
+    script = PRINTF_SERVER.replace("rpcwire.stdio()", f"rpcwire.stdio(framing={framing!r})")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], input=codec.encode(request(1)), capture_output=True, timeout=20, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert rpcwire.Codec(framing=framing).feed(proc.stdout) == [{"jsonrpc": "2.0", "id": 1, "result": "ok"}]
+    assert b"native chatter from C" in proc.stderr
+
+
+# --- memory after connections end -------------------------------------------------------------------------------
+
+RSS_SERVER = """
+import asyncio, gc, json, sys, rpcwire
+gc.disable()  # only reference counting frees what the connections leave: no cycle may hold a buffer
+async def main():
+    async def handler(t):
+        async for _ in t:
+            pass
+    server = await rpcwire.serve(handler, sys.argv[1], framing="length")
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.1)
+        sys.stderr.write(f"{server.connections}\\n")
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_memory_returns_after_peers_that_sent_16_mib_leave(sock_path: str) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", RSS_SERVER, f"unix://{sock_path}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"ready\n"
+        proc = psutil.Process(server.pid)
+        start = proc.memory_info().rss
+        chunk = b"x" * (1 << 20)
+
+        async def peer(mid_frame: bool) -> None:
+            _, writer = await asyncio.open_unix_connection(sock_path)
+            writer.write((16 * 2**20).to_bytes(4, "big"))
+            for _ in range(15 if mid_frame else 16):
+                writer.write(chunk)
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async def rounds() -> None:
+            for r in range(2):
+                await asyncio.gather(*(peer(mid_frame=i % 2 == 0) for i in range(10)))
+                del r
+
+        asyncio.run(rounds())
+        for _ in range(100):
+            time.sleep(0.1)
+            grown = proc.memory_info().rss - start
+            if grown < 48 * 2**20:
+                break
+        assert grown < 48 * 2**20, f"RSS grew {grown / 2**20:.0f} MiB with every peer gone"
+    finally:
+        server.kill()
+        server.communicate()
