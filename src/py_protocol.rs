@@ -70,6 +70,10 @@ pub struct ProtocolCore {
     /// A message could not be encoded: the next `send` raises this.
     #[pyo3(get, set, name = "_send_error")]
     send_error: Option<Py<PyAny>>,
+    /// While a send flushes inline: how many messages at the end of `out` that send call handed over (an
+    /// oversize one among them is that call's error; any other is answered for, see `_encode_each`).
+    #[pyo3(get, set, name = "_inline_sends")]
+    inline_sends: usize,
     /// The buffer `get_buffer` handed out (the thread's shared read buffer).
     rbuf: Option<Py<PyAny>>,
     /// Bytes of the items waiting in `queue`, as received.
@@ -161,6 +165,7 @@ impl ProtocolCore {
             handler: None,
             handler_error: None,
             send_error: None,
+            inline_sends: 0,
             rbuf: None,
             queued_bytes: 0,
             partial_bytes: 0,
@@ -350,12 +355,20 @@ impl ProtocolCore {
         };
         let out = out.bind(py);
         out.append(msg)?;
-        if !scheduled {
-            Self::_first_send(slf)?;
-        } else if out.len() >= cap {
-            Self::flush(slf)?;
+        if scheduled && out.len() < cap {
+            return Ok(true);
         }
-        Ok(true)
+        slf.borrow_mut().inline_sends = 1;
+        let flushed = if scheduled {
+            Self::flush(slf)
+        } else {
+            Self::_first_send(slf)
+        };
+        let mut this = slf.borrow_mut();
+        this.inline_sends = 0;
+        flushed?;
+        // This message could not be encoded: the general path raises its error from this call.
+        Ok(this.send_error.is_none())
     }
 
     /// A send found no flush scheduled: write now, or schedule the coalesced write.

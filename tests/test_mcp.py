@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
@@ -606,3 +607,53 @@ def test_chain_connect_tcp_aes_bridge(tmp_path: Path) -> None:
         bridge.terminate()
         _, err = bridge.communicate(timeout=30)
     assert bridge.returncode == 0, err.decode()
+
+
+# --------------------------------------------------------------------------------------------
+# big messages over stdio: as the SDK by default, and never hanging or blaming the next call
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_twenty_megabyte_result_and_argument_over_stdio_by_default() -> None:
+    """The SDK's stdio has no size limit; rpcwire.mcp's stdio default (1 GiB) is no stricter in practice."""
+
+    async def main() -> None:
+        async with (
+            rmcp.stdio_client(server_params("lowlevel", "rpcwire")) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            assert len(text_of(await session.call_tool("blob", {"size": 20_000_000}))) == 20_000_000
+            assert len(text_of(await session.call_tool("echo", {"text": "y" * 20_000_000}))) == 20_000_000
+
+    arun(main)
+
+
+def test_a_result_over_the_servers_limit_is_an_error_response_and_the_next_call_works() -> None:
+    async def main() -> None:
+        params = StdioServerParameters(
+            command=sys.executable, args=[str(SERVERS / "stdio_server.py"), "lowlevel", "rpcwire", "1000000"]
+        )
+        async with rmcp.stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            with pytest.raises(MCPError, match=r"exceeds max_frame_size 1000000"):
+                await session.call_tool("blob", {"size": 2_000_000})
+            assert text_of(await session.call_tool("echo", {"text": "next"})) == "next"
+
+    arun(main)
+
+
+def test_an_argument_over_the_clients_limit_fails_that_call_and_the_next_call_works() -> None:
+    async def main() -> None:
+        params = server_params("lowlevel", "rpcwire")
+        async with (
+            rmcp.stdio_client(params, max_frame_size=1_000_000) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            with pytest.raises(MCPError, match=r"exceeds max_frame_size 1000000"):
+                await session.call_tool("echo", {"text": "z" * 2_000_000})
+            assert text_of(await session.call_tool("echo", {"text": "next"})) == "next"
+
+    arun(main)

@@ -329,6 +329,7 @@ class ProtocolCore:
     _handler: Callable[[Any], Any] | None
     _handler_error: BaseException | None
     _send_error: BaseException | None
+    _inline_sends: int
     _queued_bytes: int
     _partial_bytes: int
     _reading_paused: bool

@@ -84,6 +84,11 @@ DEFAULT_MAX_BATCH = 1024
 DEFAULT_MAX_EXPANSION = 4096
 
 
+def _oversize(exc: Exception) -> bool:
+    """True for the codec's refusal of a message larger than ``max_frame_size`` (a ValueError)."""
+    return isinstance(exc, ValueError) and "exceeds max_frame_size" in str(exc)
+
+
 def _detach(exc: BaseException) -> BaseException:
     """Drop the tracebacks of ``exc`` and the errors it was raised from; returns ``exc``."""
     seen = 0
@@ -324,7 +329,9 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             self._error_raised = True
             err = self._error
             # Raised, it gets a traceback through this protocol's frames: keep a copy without one.
-            self._error = _detach(copy.copy(err))
+            kept = copy.copy(err)
+            kept.__cause__ = err.__cause__
+            self._error = _detach(kept)
             return err
         return self._connection_closed()
 
@@ -378,11 +385,19 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             await self.wait_writable()
         else:
             self._check_send()
+        msgs = list(msgs)
         self._out.extend(msgs)
-        if len(self._out) >= self._flush_cap:
-            self.flush()
-        elif not self._flush_scheduled:
-            self._first_send()
+        if len(self._out) < self._flush_cap and self._flush_scheduled:
+            return
+        self._inline_sends = len(msgs)
+        try:
+            if self._flush_scheduled:
+                self.flush()
+            else:
+                self._first_send()
+        finally:
+            self._inline_sends = 0
+        self._check_send()
 
     def dispatch(self, items: list[Any]) -> None:
         """Handler mode (``Transport.handle``): pass each item to the handler now and send its answers, coalesced.
@@ -455,18 +470,49 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         logger.debug("rpcwire: dropping %d messages queued on a closed connection", count)
 
     def _encode_each(self, out: list[Any]) -> bytes:
-        # encode_many refused the batch: find the bad messages, send the good ones, report the first failure.
+        """``encode_many`` refused the batch: send the good messages and deal with each bad one.
+
+        A bad message handed over by the send call now flushing (``_inline_sends``) is that call's error:
+        ``send`` raises it. A message too large for ``max_frame_size`` whose sender has already returned is
+        answered for instead of blaming the next send: a response goes out as an error response with its id,
+        a request gets that error response locally (its caller sees the error, not a hang), and a
+        notification is logged and dropped. Any other failure (an object that cannot be serialized) is a bug
+        of the sender: the next ``send`` raises it, and ``handle`` stops with it.
+        """
         parts: list[bytes] = []
-        for msg in out:
+        first_inline = len(out) - self._inline_sends
+        for i, msg in enumerate(out):
             try:
                 parts.append(self._codec.encode(msg))
             except Exception as exc:  # noqa: PERF203 - the rare path after encode_many refused a batch
-                logger.error("rpcwire: could not encode a message, not sent: %r", exc)
+                self.messages_out -= 1
+                if i < first_inline and _oversize(exc) and self._answer_oversize(msg, exc, parts):
+                    continue
+                if i >= first_inline:
+                    logger.debug("rpcwire: could not encode a message, not sent: %r", exc)
+                else:
+                    logger.error("rpcwire: could not encode a message, not sent: %r", exc)
                 if self._send_error is None:
                     self._send_error = exc
-                self.messages_out -= 1
         self.messages_out += len(out)
         return b"".join(parts)
+
+    def _answer_oversize(self, msg: Any, exc: Exception, parts: list[bytes]) -> bool:
+        """Answer for a message too large to send whose sender has returned (see ``_encode_each``)."""
+        if not isinstance(msg, dict) or "id" not in msg:
+            logger.error("rpcwire: dropped a message too large to send: %s", exc)
+            return True
+        sent = "request" if "method" in msg else "response"
+        error = {"code": -32603, "message": f"Internal error: {sent} not sent: {exc}", "data": str(exc)}
+        answer = {"jsonrpc": "2.0", "id": msg["id"], "error": error}
+        if "method" in msg:
+            logger.error("rpcwire: request %r not sent, answered locally: %s", msg["id"], exc)
+            self._enqueue([answer])
+        else:
+            logger.error("rpcwire: response %r not sent, the peer gets an error response: %s", msg["id"], exc)
+            parts.append(self._codec.encode(answer))
+            self.messages_out += 1
+        return True
 
     def count_sent(self) -> int:
         """Messages handed to the transport (written or waiting in the coalescing list)."""

@@ -29,7 +29,10 @@ Behaviour of the streams (identical to the SDK's stdio transports unless noted):
   rather than reported, and a message the rpcwire codec already refuses (for example a float
   ``id``) arrives as an ``rpcwire.InvalidRequest`` item instead of being reinterpreted.
 - A fatal stream error (``FramingError``, ``DecryptError``) is put on the read stream once, then the
-  stream ends. End of input ends iteration (``receive`` raises ``anyio.EndOfStream``).
+  stream ends. End of input ends iteration (``receive`` raises ``anyio.EndOfStream``), also when the
+  peer stopped in the middle of a message (a truncated last line is the end, not an error item).
+- A message larger than ``max_frame_size`` (stdio: 1 GiB, as good as no limit; sockets: 16 MiB) fails
+  only its own call: see ``MessageWriter.send``.
 - ``send`` on a connection whose peer is gone raises ``anyio.BrokenResourceError``; ``send`` or
   ``receive`` after ``aclose`` raises ``anyio.ClosedResourceError``; ``aclose`` is idempotent.
   Closing the streams does not close the connection: the context manager (or the serving loop)
@@ -77,6 +80,14 @@ __all__ = (
 )
 
 logger = logging.getLogger("rpcwire.mcp")
+
+#: ``max_frame_size`` of the stdio entry points: the SDK's stdio transports have no limit, and a local child
+#: (or parent) has no way around one, so a drop-in must not be stricter than what it replaces there. Buffers
+#: grow with the bytes that arrive, so the limit costs nothing until a message that big comes. Sockets keep
+#: rpcwire's 16 MiB default (a network peer); every entry point takes ``max_frame_size``.
+STDIO_MAX_FRAME_SIZE = 1 << 30
+#: JSON-RPC's "Internal error": what a request whose response is too large to send gets instead.
+INTERNAL_ERROR = -32603
 
 _adapter = mcp_types.jsonrpc_message_adapter
 
@@ -265,26 +276,55 @@ class MessageReader:
 class MessageWriter:
     """``WriteStream[SessionMessage]`` over one rpcwire transport (``metadata`` is ignored, as stdio does)."""
 
-    __slots__ = ("_closed", "_wire")
+    __slots__ = ("_closed", "_limit", "_wire")
 
     def __init__(self, wire: _Wire) -> None:
         self._wire = wire
         self._closed = False
+        codec = getattr(getattr(wire, "_proto", None), "_codec", None)
+        self._limit: int | None = getattr(codec, "max_frame_size", None)
 
     async def send(self, item: SessionMessage, /) -> None:
         """Serialise ``item.message`` as the SDK does and send it.
 
+        A message larger than the connection's ``max_frame_size`` fails its own call and nothing else: a
+        response is replaced by a JSON-RPC error response with its id (the peer's request fails, naming the
+        size, instead of waiting forever), a request is answered on this side's read stream by that error
+        response, and a notification raises ``ValueError`` here.
+
         Raises:
             anyio.ClosedResourceError: this stream was closed with ``aclose``.
             anyio.BrokenResourceError: the connection is gone.
+            ValueError: a notification larger than ``max_frame_size``.
         """
         if self._closed:
             raise anyio.ClosedResourceError
         data = _serialize(item)
+        if self._limit is not None and len(data) > self._limit:
+            replacement = self._too_large(item, len(data))
+            if replacement is None:
+                return
+            data = replacement
         try:
             await self._wire.send(data)
         except (ConnectionClosed, ConnectionError, BrokenPipeError) as exc:
             raise anyio.BrokenResourceError from exc
+
+    def _too_large(self, item: SessionMessage, size: int) -> bytes | None:
+        """What to send instead of a message of ``size`` bytes over the limit (None: nothing)."""
+        message = item.message
+        detail = f"message of {size} bytes exceeds max_frame_size {self._limit}"
+        if isinstance(message, (JSONRPCResponse, JSONRPCError)):
+            logger.error("response %r not sent, the peer gets an error response: %s", message.id, detail)
+            error = ErrorData(code=INTERNAL_ERROR, message=f"Internal error: response not sent: {detail}", data=detail)
+            return _serialize(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=error)))
+        if isinstance(message, JSONRPCRequest):
+            logger.error("request %r not sent, answered locally: %s", message.id, detail)
+            error = {"code": INTERNAL_ERROR, "message": f"request not sent: {detail}", "data": detail}
+            answer = {"jsonrpc": "2.0", "id": message.id, "error": error}
+            self._wire._proto._enqueue([answer])  # type: ignore[attr-defined]
+            return None
+        raise ValueError(f"notification not sent: {detail}")
 
     async def aclose(self) -> None:
         """Stop writing. Idempotent; messages already sent are still delivered."""
@@ -343,7 +383,10 @@ class _TextFileWire:
 
 @asynccontextmanager
 async def stdio_server(
-    stdin: anyio.AsyncFile[str] | None = None, stdout: anyio.AsyncFile[str] | None = None
+    stdin: anyio.AsyncFile[str] | None = None,
+    stdout: anyio.AsyncFile[str] | None = None,
+    *,
+    max_frame_size: int = STDIO_MAX_FRAME_SIZE,
 ) -> AsyncIterator[tuple[MessageReader, MessageWriter]]:
     """Serve MCP over this process's stdin and stdout, as ``mcp.server.stdio.stdio_server`` does.
 
@@ -355,12 +398,13 @@ async def stdio_server(
     Arguments:
         stdin: optional text file to read from instead of fd 0.
         stdout: optional text file to write to instead of fd 1.
+        max_frame_size: the largest message accepted or sent (default 1 GiB: the SDK has no limit).
 
     Yields:
         ``(read_stream, write_stream)`` for ``Server.run``.
     """
     if stdin is None and stdout is None:
-        async with rpcwire.stdio(framing="ndjson") as wire:
+        async with rpcwire.stdio(framing="ndjson", max_frame_size=max_frame_size) as wire:
             yield streams(wire)
         return
     if stdin is None:
@@ -386,7 +430,7 @@ class _ErrlogSink:
 
 @asynccontextmanager
 async def stdio_client(
-    server: StdioServerParameters, errlog: TextIO = sys.stderr
+    server: StdioServerParameters, errlog: TextIO = sys.stderr, *, max_frame_size: int = STDIO_MAX_FRAME_SIZE
 ) -> AsyncIterator[tuple[MessageReader, MessageWriter]]:
     """Spawn an MCP server and talk to it over its stdin/stdout, as ``mcp.client.stdio.stdio_client`` does.
 
@@ -398,6 +442,7 @@ async def stdio_client(
     Arguments:
         server: the command, arguments, environment and working directory.
         errlog: where the child's stderr goes.
+        max_frame_size: the largest message accepted or sent (default 1 GiB: the SDK has no limit).
 
     Yields:
         ``(read_stream, write_stream)`` for ``ClientSession``.
@@ -412,7 +457,7 @@ async def stdio_client(
             yield pair  # type: ignore[misc]
         return
     env = get_default_environment() | (server.env or {})
-    options: dict[str, Any] = {"cwd": server.cwd, "env": env, "framing": "ndjson"}
+    options: dict[str, Any] = {"cwd": server.cwd, "env": env, "framing": "ndjson", "max_frame_size": max_frame_size}
     if errlog is not sys.stderr:
         options["stderr"] = _ErrlogSink(errlog)
     async with rpcwire.spawn([server.command, *server.args], **options) as wire:
@@ -563,10 +608,11 @@ async def serve(server: Any, address: str, **codec_options: Any) -> MCPSocketSer
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def run_stdio(server: Any) -> None:
+async def run_stdio(server: Any, *, max_frame_size: int = STDIO_MAX_FRAME_SIZE) -> None:
     """Run an SDK ``Server``, ``MCPServer`` or FastMCP server on rpcwire's stdio until stdin closes.
 
     The drop-in for ``MCPServer.run("stdio")`` / ``FastMCP.run("stdio")`` (without FastMCP's banner).
+    ``max_frame_size``: the largest message accepted or sent (default 1 GiB, as ``stdio_server``).
     """
     low, lifespan = _lowlevel(server)
     async with contextlib.AsyncExitStack() as stack:
@@ -576,7 +622,7 @@ async def run_stdio(server: Any) -> None:
             token = set_transport("stdio")
             stack.callback(reset_transport, token)
             await stack.enter_async_context(lifespan())
-        async with stdio_server() as (read, write):
+        async with stdio_server(max_frame_size=max_frame_size) as (read, write):
             await low.run(read, write, low.create_initialization_options())
 
 

@@ -1,7 +1,8 @@
-"""Run a test MCP server on stdio: ``python stdio_server.py KIND TRANSPORT``.
+"""Run a test MCP server on stdio: ``python stdio_server.py KIND TRANSPORT [MAX_FRAME_SIZE]``.
 
 KIND: lowlevel | mcpserver | fastmcp. TRANSPORT: ``rpcwire`` (rpcwire.mcp.stdio_server via
-``run_stdio``) or ``sdk`` (the SDK's own ``mcp.server.stdio.stdio_server``).
+``run_stdio``, with ``max_frame_size`` when given) or ``sdk`` (the SDK's own
+``mcp.server.stdio.stdio_server``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from servers import KINDS
 
 
-async def main(kind: str, transport: str) -> None:
+async def main(kind: str, transport: str, *limit: str) -> None:
     server = KINDS[kind]()
     if transport == "rpcwire":
         from rpcwire.mcp import run_stdio
 
-        await run_stdio(server)
+        if limit:
+            await run_stdio(server, max_frame_size=int(limit[0]))
+        else:
+            await run_stdio(server)
         return
     from mcp.server.stdio import stdio_server
 
@@ -30,4 +34,4 @@ async def main(kind: str, transport: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], sys.argv[2])
+    anyio.run(main, *sys.argv[1:])

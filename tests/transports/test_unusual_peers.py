@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -260,3 +261,72 @@ def test_memory_returns_after_peers_that_sent_16_mib_leave(sock_path: str) -> No
     finally:
         server.kill()
         server.communicate()
+
+
+# --- a message too large to send fails its own call, never the next one ---------------------------------------
+
+
+def big(i: int, kind: str, size: int) -> dict[str, Any]:
+    if kind == "request":
+        return {"jsonrpc": "2.0", "id": i, "method": "echo", "params": {"pad": "x" * size}}
+    return {"jsonrpc": "2.0", "id": i, "result": {"pad": "x" * size}}
+
+
+@pytest.mark.parametrize("kind", ["request", "response"])
+def test_an_oversize_send_raises_from_that_call_and_the_next_message_goes(sock_path: str, kind: str) -> None:
+    async def main() -> None:
+        got: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def collect(t: rpcwire.Transport) -> None:
+            async for msg in t:
+                await got.put(msg)
+
+        async with await rpcwire.serve(collect, f"unix://{sock_path}"):
+            t = await rpcwire.connect(f"unix://{sock_path}", max_frame_size=1000)
+            with pytest.raises(ValueError, match="exceeds max_frame_size 1000"):
+                await t.send(big(1, kind, 2000))
+            await t.send(request(2))
+            assert (await asyncio.wait_for(got.get(), 10))["id"] == 2
+            # send_many: the oversize one is that call's error; the others still leave.
+            with pytest.raises(ValueError, match="exceeds max_frame_size"):
+                await t.send_many([request(3), big(4, kind, 2000), request(5)])
+            assert [(await asyncio.wait_for(got.get(), 10))["id"] for _ in range(2)] == [3, 5]
+            await t.send(request(6))
+            assert (await asyncio.wait_for(got.get(), 10))["id"] == 6
+            await t.close()
+
+    asyncio.run(main())
+
+
+def test_an_oversize_message_sent_behind_others_is_answered_for(sock_path: str) -> None:
+    """Coalesced behind an earlier send, the oversize message is found after its send returned: a response
+    goes out as an error response with its id, a request gets that error locally; nothing blames the next send."""
+
+    async def main() -> None:
+        got: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def collect(t: rpcwire.Transport) -> None:
+            async for msg in t:
+                await got.put(msg)
+
+        async with await rpcwire.serve(collect, f"unix://{sock_path}"):
+            t = await rpcwire.connect(f"unix://{sock_path}", max_frame_size=1000)
+            await t.send(request(1))  # written at once
+            await t.send(big(2, "response", 2000))  # coalesced: encoded after send returned
+            await t.send(big(3, "request", 2000))
+            await t.send({"jsonrpc": "2.0", "method": "note", "params": {"pad": "x" * 2000}})
+            await asyncio.sleep(0.05)
+            await t.send(request(4))  # not blamed for what went before
+            peer = [await asyncio.wait_for(got.get(), 10) for _ in range(3)]
+            assert peer[0]["id"] == 1
+            assert peer[1]["id"] == 2
+            assert peer[1]["error"]["code"] == -32603
+            assert "exceeds max_frame_size 1000" in peer[1]["error"]["data"]
+            assert peer[2]["id"] == 4
+            local = await asyncio.wait_for(t.receive(), 10)
+            assert local["id"] == 3
+            assert "exceeds max_frame_size 1000" in local["error"]["data"]
+            assert got.empty()
+            await t.close()
+
+    asyncio.run(main())
