@@ -143,6 +143,10 @@ def local_framing(given: str | None, codec_options: dict[str, Any]) -> str:
     return "content-length" if codec_options.get("framing") == "content-length" else "ndjson"
 
 
+#: Seconds `relay` keeps relaying a server's answers after its client's end of input.
+DRAIN_TIMEOUT = 10.0
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -190,10 +194,13 @@ async def _forward(msg: Any, src: Any, dst: Any, name: str) -> bool:
     return True
 
 
-async def _pump(src: Any, dst: Any, name: str, first: Any = None) -> None:
-    """Copy messages from `src` to `dst` (`first`, if given, then what `src` receives) until `src` ends."""
+async def _pump(src: Any, dst: Any, name: str, first: Any = None) -> bool:
+    """Copy messages from `src` to `dst` (`first`, if given, then what `src` receives) until `src` ends.
+
+    Returns True when `src` reached its end of input, False when `dst` went away.
+    """
     if first is not None and not await _forward(first, src, dst, name):
-        return
+        return False
     while True:
         try:
             msg = await src.receive()
@@ -202,28 +209,41 @@ async def _pump(src: Any, dst: Any, name: str, first: Any = None) -> None:
                 log.warning("%s: %s", name, exc)
             else:
                 log.debug("%s: end of input", name)
-            return
+            return True
         if not await _forward(msg, src, dst, name):
-            return
+            return False
 
 
-async def relay(a: Any, b: Any, *, names: tuple[str, str] = ("a->b", "b->a"), first: Any = None) -> None:
+async def relay(
+    a: Any,
+    b: Any,
+    *,
+    names: tuple[str, str] = ("a->b", "b->a"),
+    first: Any = None,
+    drain_timeout: float = DRAIN_TIMEOUT,
+) -> None:
     """Copy messages both ways between two open rpcwire transports until either side ends.
 
-    When one direction ends (EOF, a fatal wire error, the peer gone) the other is stopped too;
-    closing the transports is the caller's job.
+    `a` is the side that asks (a client, or the socket in front of a server). When `a` ends its input,
+    `b` is half-closed (it reads EOF: a child's stdin closes, a socket gets `write_eof`) and what `b`
+    still sends back is relayed for up to `drain_timeout` seconds, until `b` ends too: answers already
+    in flight at the client's EOF are delivered, not dropped. When `b` ends first, or either side
+    fails, the other direction is stopped at once. Closing the transports is the caller's job.
 
     Arguments:
         a, b: open transports.
         names: labels for the two directions in log messages.
         first: an item already received from `a`, forwarded to `b` before anything else.
+        drain_timeout: how long `b` may take to finish after `a`'s end of input.
     """
-    tasks = [
-        asyncio.ensure_future(_pump(a, b, names[0], first)),
-        asyncio.ensure_future(_pump(b, a, names[1])),
-    ]
+    forward = asyncio.ensure_future(_pump(a, b, names[0], first))
+    back = asyncio.ensure_future(_pump(b, a, names[1]))
+    tasks = [forward, back]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if forward.done() and not forward.cancelled() and forward.exception() is None and forward.result():
+            b._proto.close_write()
+            await asyncio.wait([back], timeout=drain_timeout)
     finally:
         for task in tasks:
             task.cancel()

@@ -518,6 +518,22 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         """Messages handed to the transport (written or waiting in the coalescing list)."""
         return self.messages_out + len(self._out)
 
+    def close_write(self) -> None:
+        """Half-close: flush what was sent, then end this side's output (the peer reads EOF: a socket's
+        ``write_eof``, a pipe of its own closed) and go on reading. Later sends raise ``ConnectionClosed``."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        _wake(self._write_waiters)
+        wt = self._wt
+        if wt is None or wt.is_closing():
+            return
+        if wt is not self._rt:
+            wt.close()  # a write pipe of its own (a child's stdin, our stdout)
+        elif wt.can_write_eof():
+            wt.write_eof()
+
     def close_nowait(self) -> None:
         """Flush what was sent and start closing (asyncio's close: buffered data still leaves). Idempotent."""
         if self._closing:

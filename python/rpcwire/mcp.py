@@ -316,12 +316,12 @@ class MessageWriter:
         detail = f"message of {size} bytes exceeds max_frame_size {self._limit}"
         if isinstance(message, (JSONRPCResponse, JSONRPCError)):
             logger.error("response %r not sent, the peer gets an error response: %s", message.id, detail)
-            error = ErrorData(code=INTERNAL_ERROR, message=f"Internal error: response not sent: {detail}", data=detail)
-            return _serialize(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=error)))
+            data = ErrorData(code=INTERNAL_ERROR, message=f"Internal error: response not sent: {detail}", data=detail)
+            return _serialize(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=data)))
         if isinstance(message, JSONRPCRequest):
             logger.error("request %r not sent, answered locally: %s", message.id, detail)
             error = {"code": INTERNAL_ERROR, "message": f"request not sent: {detail}", "data": detail}
-            answer = {"jsonrpc": "2.0", "id": message.id, "error": error}
+            answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message.id, "error": error}
             self._wire._proto._enqueue([answer])  # type: ignore[attr-defined]
             return None
         raise ValueError(f"notification not sent: {detail}")

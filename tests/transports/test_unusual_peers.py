@@ -330,3 +330,54 @@ def test_an_oversize_message_sent_behind_others_is_answered_for(sock_path: str) 
             await t.close()
 
     asyncio.run(main())
+
+
+# --- an LSP server behind the bridge ----------------------------------------------------------------------------
+
+
+def test_an_lsp_server_behind_the_bridge(sock_path: str) -> None:
+    """editor (Content-Length on stdio) <-> rpcwire connect <-> socket <-> rpcwire bridge <-> pylsp."""
+    bridge = subprocess.Popen(
+        rpcwire_cli(
+            "bridge", f"unix://{sock_path}", "--framing", "content-length", "--", sys.executable, "-m", "pylsp"
+        ),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):
+            if os.path.exists(sock_path):
+                break
+            time.sleep(0.05)
+
+        async def main() -> None:
+            editor = await asyncio.create_subprocess_exec(
+                *rpcwire_cli("connect", f"unix://{sock_path}", "--framing", "content-length"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert editor.stdin is not None
+            assert editor.stdout is not None
+            lsp = rpcwire.Codec(framing="content-length")
+            initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+            editor.stdin.write(lsp.encode(initialize))
+            await editor.stdin.drain()
+            replies: list[Any] = []
+            while not replies:
+                chunk = await asyncio.wait_for(editor.stdout.read(65536), 30)
+                assert chunk, "the bridge closed without answering"
+                replies += lsp.feed(chunk)
+            assert replies[0]["id"] == 1
+            assert "capabilities" in replies[0]["result"]
+            editor.stdin.write(lsp.encode({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
+            editor.stdin.write(lsp.encode({"jsonrpc": "2.0", "method": "exit"}))
+            editor.stdin.close()  # at once: the answer in flight still arrives (the relay drains it)
+            rest, err = await asyncio.wait_for(editor.communicate(), 30)
+            assert editor.returncode == 0, err.decode()
+            assert [m["id"] for m in replies[1:] + lsp.feed(rest) if "id" in m] == [2]
+
+        asyncio.run(main())
+    finally:
+        bridge.terminate()
+        _, err = bridge.communicate(timeout=20)
+    assert b"Traceback" not in err, err.decode(errors="replace")
