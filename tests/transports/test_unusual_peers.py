@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -381,3 +382,57 @@ def test_an_lsp_server_behind_the_bridge(sock_path: str) -> None:
         bridge.terminate()
         _, err = bridge.communicate(timeout=20)
     assert b"Traceback" not in err, err.decode(errors="replace")
+
+
+# --- peers that die in the middle of a frame --------------------------------------------------------------------
+
+
+def test_a_reset_storm_logs_no_traceback(sock_path: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Peers that die mid-frame end a user's `async for` cleanly; serve() logs no error, no traceback."""
+
+    async def main() -> int:
+        ended = 0
+
+        async def handler(t: rpcwire.Transport) -> None:
+            nonlocal ended
+            async for _ in t:
+                pass
+            ended += 1
+
+        async with await rpcwire.serve(handler, f"unix://{sock_path}", framing="auto") as server:
+            for i in range(40):
+                _, writer = await asyncio.open_unix_connection(sock_path)
+                half = b'{"jsonrpc":"2.0","method":"cut' if i % 2 else (1000).to_bytes(4, "big") + b"{"
+                writer.write(half)
+                await writer.drain()
+                writer.transport.abort()
+            for _ in range(200):
+                if ended == 40:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.connections == 0
+        return ended
+
+    with caplog.at_level(logging.DEBUG, logger="rpcwire"):
+        assert asyncio.run(main()) == 40
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+def test_a_truncated_last_line_ends_the_mcp_read_stream() -> None:
+    """What the SDK does: EOF in the middle of a line is the end of the stream, not an error item."""
+    import anyio
+    from rpcwire.mcp import streams
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        read, _ = streams(a)
+        b._proto._wt.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n{"jsonrpc":"2.0","meth')
+        await b.close()
+        first = await read.receive()
+        assert not isinstance(first, Exception)
+        with pytest.raises(anyio.EndOfStream):
+            await read.receive()
+        await a.close()
+
+    asyncio.run(main())
