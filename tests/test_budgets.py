@@ -250,7 +250,8 @@ def vm_bytes():
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
 chunk = bytes(8 * 2**20)
-header = (16 * 2**20 - 1).to_bytes(4, "big")
+first = (16 * 2**20 - 1).to_bytes(4, "big") + chunk  # built before the limit: the loop allocates little in Python
+second = chunk[: 4 * 2**20]
 limit = vm_bytes() + 400 * 2**20
 _, hard = resource.getrlimit(resource.RLIMIT_AS)
 resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
@@ -258,8 +259,8 @@ codecs, errors = [], []
 for _ in range(200):
     codec = rpcwire.Codec(framing="length")
     try:
-        codec.feed(header + chunk)
-        codec.feed(bytearray(chunk[: 4 * 2**20]))
+        codec.feed(first)
+        codec.feed(second)
     except (rpcwire.FramingError, MemoryError) as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
         if len(errors) >= 5:
