@@ -39,14 +39,14 @@ build-prod: $(VENV)/.tools ## release build (fat LTO) with the bench extras: wha
 
 .PHONY: format
 format: ## ruff fix + format, cargo fmt
-	ruff check --fix python tests benches
-	ruff format python tests benches
+	ruff check --fix python tests benches conformance
+	ruff format python tests benches conformance
 	cargo fmt
 
 .PHONY: lint-python
 lint-python: ## ruff, ruff format --check, mypy --strict, stubtest
-	ruff check python tests benches
-	ruff format --check python tests benches
+	ruff check python tests benches conformance
+	ruff format --check python tests benches conformance
 	mypy
 	$(VPY) -m mypy.stubtest rpcwire._core --allowlist .mypy-stubtest-allowlist
 

@@ -33,10 +33,12 @@ class RpcWireError(Exception):
         return super().__new__(cls, *args)
 
 
-class ProtocolError(RpcWireError):
+class ProtocolError(RpcWireError, ValueError):
     """One frame that could not be turned into a valid JSON-RPC message. Abstract.
 
-    Returned as an item by ``Codec.feed`` (never raised by it); the stream goes on.
+    Returned as an item by ``Codec.feed`` (never raised by it); the stream goes on. A ``ValueError``, as the
+    MCP SDK's own stdio transports report a line they cannot parse (``pydantic.ValidationError``), so code
+    written against them handles these items the same way.
 
     Attributes:
         code: the JSON-RPC error code a server should answer with.

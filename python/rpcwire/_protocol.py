@@ -263,7 +263,6 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         items = getattr(exc, "items", None)
         if items:
             self._push(list(items))
-            exc.items = None  # type: ignore[attr-defined]
         # Kept errors hold no traceback: its frames would hold this protocol (and its buffers) in a cycle
         # that only the cyclic GC could free.
         _detach(exc)

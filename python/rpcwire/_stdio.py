@@ -8,6 +8,8 @@ import logging
 import os
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from ._pipes import attach_reader, attach_writer, enlarge_pipe, is_socket, same_file, set_blocking_quietly
@@ -21,9 +23,82 @@ from ._protocol import (
 )
 from ._transport import Opening, Transport
 
-__all__ = ("StdioTransport", "stdio")
+__all__ = ("StdioTransport", "claim_std_stream", "stdio")
 
 logger = logging.getLogger("rpcwire")
+
+
+#: The standard descriptors a guarding ``stdio()`` or ``rpcwire.mcp.stdio_server`` has claimed in this process.
+_claimed: set[int] = set()
+_claims_lock = threading.Lock()
+
+
+def _claim(*fds: int) -> None:
+    """Claim fds 0/1 for one transport, or raise RuntimeError: two transports on one stdin would each get
+    half of its lines, and two on one stdout would interleave their frames."""
+    with _claims_lock:
+        for fd in fds:
+            if fd in _claimed:
+                raise RuntimeError(f"another stdio() or stdio_server() in this process has already claimed fd {fd}")
+        _claimed.update(fds)
+
+
+def _unclaim(*fds: int) -> None:
+    with _claims_lock:
+        _claimed.difference_update(fds)
+
+
+def backed_by_fd(stream: Any, fd: int) -> bool:
+    """True when ``stream`` (``sys.stdin``/``sys.stdout``) still writes to or reads from ``fd`` itself."""
+    try:
+        return bool(stream.buffer.fileno() == fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def claim_std_stream(fd: int, stream: Any, mode: str) -> tuple[Any, Callable[[], None]]:
+    """One standard stream for a transport that reads or writes it through a file object, guarded as
+    ``stdio()`` guards both: fd ``fd`` is pointed at the null device (fd 0) or stderr (fd 1) and the wire is
+    served from a private duplicate, given back by the returned ``release``. A replaced ``sys.stdin`` or
+    ``sys.stdout`` (not backed by its descriptor) is served in place, unclaimed, as the MCP SDK does.
+
+    Returns:
+        ``(binary file, release)``.
+
+    Raises:
+        RuntimeError: another transport of this process has claimed ``fd``.
+    """
+    if not backed_by_fd(stream, fd):
+        return stream.buffer, lambda: None
+    import fcntl  # POSIX, as the rest of this module
+
+    _claim(fd)
+    try:
+        private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        diversion = os.open(os.devnull, os.O_RDONLY) if fd == 0 else os.dup(2)
+        try:
+            if fd == 1:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+            os.dup2(diversion, fd)
+        finally:
+            os.close(diversion)
+    except BaseException:
+        _unclaim(fd)
+        raise
+
+    def release() -> None:
+        if fd == 1:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            flush_c_stdio()
+        with contextlib.suppress(OSError):
+            os.dup2(private, fd)
+        _unclaim(fd)
+
+    # closefd=False: a worker thread may still be blocked on the descriptor after the transport exits; it
+    # must not be closed and reused under it (the MCP SDK keeps it open for the same reason).
+    return os.fdopen(private, mode, closefd=False), release
 
 
 def flush_c_stdio() -> None:
@@ -63,6 +138,8 @@ class _Fds:
         if self.restored:
             return
         self.restored = True
+        if self.guard:
+            _unclaim(0, 1)
         # asyncio made the wire's file descriptions non-blocking; a parent shell sharing them expects them back.
         set_blocking_quietly(self.saved_in, self.was_blocking[0])
         set_blocking_quietly(self.saved_out, self.was_blocking[1])
@@ -95,7 +172,14 @@ class StdioTransport(Transport):
 
 async def _open(kwargs: dict[str, Any], guard: bool) -> StdioTransport:
     loop = asyncio.get_running_loop()
-    fds = _Fds(guard)
+    if guard:
+        _claim(0, 1)
+    try:
+        fds = _Fds(guard)
+    except BaseException:
+        if guard:
+            _unclaim(0, 1)
+        raise
     wire_in = os.dup(fds.saved_in)
     wire_out = os.dup(fds.saved_out)
     try:
@@ -154,6 +238,10 @@ def stdio(
 
     Returns:
         An awaitable async context manager giving a ``Transport`` (``transport_type == "stdio"``).
+
+    Raises:
+        RuntimeError: (on entering) another guarding ``stdio()`` or ``rpcwire.mcp.stdio_server`` of this
+            process is open: one stdin cannot feed two transports.
     """
     kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     return Opening(lambda: _open(kwargs, guard))

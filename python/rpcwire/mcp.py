@@ -41,7 +41,10 @@ Behaviour of the streams (identical to the SDK's stdio transports unless noted):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
+import io
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -61,6 +64,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import rpcwire
 
 from ._errors import ConnectionClosed, RpcWireError
+from ._stdio import backed_by_fd, claim_std_stream
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -255,6 +259,10 @@ class MessageReader:
         """Stop reading. Idempotent. The connection itself is closed by whoever opened it."""
         self._closed = True
 
+    def close(self) -> None:
+        """``aclose`` without awaiting (as anyio's memory object streams have it)."""
+        self._closed = True
+
     def __aiter__(self) -> Self:
         return self
 
@@ -281,7 +289,7 @@ class MessageWriter:
     def __init__(self, wire: _Wire) -> None:
         self._wire = wire
         self._closed = False
-        codec = getattr(getattr(wire, "_proto", None), "_codec", None)
+        codec = getattr(getattr(wire, "_proto", None), "_codec", None) or getattr(wire, "_codec", None)
         self._limit: int | None = getattr(codec, "max_frame_size", None)
 
     async def send(self, item: SessionMessage, /) -> None:
@@ -308,6 +316,9 @@ class MessageWriter:
         try:
             await self._wire.send(data)
         except (ConnectionClosed, ConnectionError, BrokenPipeError) as exc:
+            # The peer cannot read us any more: end our read side too, so the session sees the connection
+            # end (its pending requests fail with CONNECTION_CLOSED) instead of waiting on a live reader.
+            _end_reading(self._wire)
             raise anyio.BrokenResourceError from exc
 
     def _too_large(self, item: SessionMessage, size: int) -> bytes | None:
@@ -322,12 +333,16 @@ class MessageWriter:
             logger.error("request %r not sent, answered locally: %s", message.id, detail)
             error = {"code": INTERNAL_ERROR, "message": f"request not sent: {detail}", "data": detail}
             answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message.id, "error": error}
-            self._wire._proto._enqueue([answer])  # type: ignore[attr-defined]
+            _deliver_locally(self._wire, answer)
             return None
         raise ValueError(f"notification not sent: {detail}")
 
     async def aclose(self) -> None:
         """Stop writing. Idempotent; messages already sent are still delivered."""
+        self._closed = True
+
+    def close(self) -> None:
+        """``aclose`` without awaiting (as anyio's memory object streams have it)."""
         self._closed = True
 
     async def __aenter__(self) -> Self:
@@ -337,6 +352,24 @@ class MessageWriter:
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _deliver_locally(wire: Any, item: Any) -> None:
+    """Put ``item`` on ``wire``'s receive side, as if the peer had sent it."""
+    local = getattr(wire, "deliver_locally", None)
+    if local is not None:
+        local(item)
+    else:
+        wire._proto._enqueue([item])
+
+
+def _end_reading(wire: Any) -> None:
+    """End ``wire``'s receive side now (what is queued is still read first)."""
+    end = getattr(wire, "end_reading", None)
+    if end is not None:
+        end()
+    else:
+        wire._proto.close_nowait()
 
 
 def streams(wire: Any) -> tuple[MessageReader, MessageWriter]:
@@ -350,14 +383,21 @@ def streams(wire: Any) -> tuple[MessageReader, MessageWriter]:
 
 
 class _TextFileWire:
-    """Lines of explicit ``anyio.AsyncFile[str]`` objects, for ``stdio_server(stdin, stdout)``."""
+    """Lines of ``anyio.AsyncFile[str]`` objects, for ``stdio_server(stdin, stdout)`` with explicit (or
+    replaced ``sys``) streams."""
 
-    def __init__(self, stdin: Any, stdout: Any) -> None:
+    def __init__(self, stdin: Any, stdout: Any, max_frame_size: int) -> None:
         self._stdin = stdin
         self._stdout = stdout
-        self._codec = rpcwire.Codec(framing="ndjson")
+        self._codec = rpcwire.Codec(framing="ndjson", max_frame_size=max_frame_size)
         self._pending: list[Any] = []
         self._eof = False
+
+    def deliver_locally(self, item: Any) -> None:
+        self._pending.append(item)
+
+    def end_reading(self) -> None:
+        self._eof = True
 
     async def receive(self) -> Any:
         while not self._pending:
@@ -403,15 +443,56 @@ async def stdio_server(
     Yields:
         ``(read_stream, write_stream)`` for ``Server.run``.
     """
-    if stdin is None and stdout is None:
+    if not _on_asyncio():
+        sdk_stdio_server = _sdk_original("mcp.server.stdio", "stdio_server")
+        async with sdk_stdio_server(stdin, stdout) as pair:
+            yield pair
+        return
+    if stdin is None and stdout is None and backed_by_fd(sys.stdin, 0) and backed_by_fd(sys.stdout, 1):
         async with rpcwire.stdio(framing="ndjson", max_frame_size=max_frame_size) as wire:
             yield streams(wire)
         return
-    if stdin is None:
-        stdin = anyio.wrap_file(sys.stdin)
-    if stdout is None:
-        stdout = anyio.wrap_file(sys.stdout)
-    yield streams(_TextFileWire(stdin, stdout))
+    # One explicit stream, or a replaced sys.stdin/sys.stdout: line by line through text files, the
+    # standard stream that is left claimed and guarded as stdio() guards both.
+    releases: list[Callable[[], None]] = []
+    try:
+        if stdin is None:
+            buffer, release = claim_std_stream(0, sys.stdin, "rb")
+            releases.append(release)
+            stdin = anyio.wrap_file(_UnownedText(buffer, encoding="utf-8", errors="replace"))
+        if stdout is None:
+            buffer, release = claim_std_stream(1, sys.stdout, "wb")
+            releases.append(release)
+            stdout = anyio.wrap_file(_UnownedText(buffer, encoding="utf-8"))
+        yield streams(_TextFileWire(stdin, stdout, max_frame_size))
+    finally:
+        for release in reversed(releases):
+            release()
+
+
+class _UnownedText(io.TextIOWrapper):
+    """A text layer over a buffer that is not ours to close (a sys stream's, or a claimed duplicate)."""
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.detach()
+
+
+def _sdk_original(module_name: str, name: str) -> Any:
+    """The SDK's own ``name`` from ``module_name``: a swap that puts rpcwire's in its place (as
+    ``make sdk-conformance`` does) keeps the original as ``_sdk_<name>``."""
+    module = importlib.import_module(module_name)
+    return getattr(module, f"_sdk_{name}", getattr(module, name))
+
+
+def _on_asyncio() -> bool:
+    """True under asyncio. rpcwire's transports are asyncio protocols; under anyio's trio backend the MCP
+    entry points hand over to the SDK's own stdio transports, which is what trio users have today."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _ErrlogSink:
@@ -437,7 +518,8 @@ async def stdio_client(
     The child gets ``get_default_environment() | server.env``, ``server.cwd``, its own session
     (process group), and its stderr goes to ``errlog``. On exit: messages already sent are
     flushed, the child's stdin is closed, then after 2 s the group gets SIGTERM, after 2 s more
-    SIGKILL. A server ``encoding`` other than UTF-8 is handed to the SDK's own ``stdio_client``.
+    SIGKILL. A server ``encoding`` other than UTF-8, or anyio's trio backend, is handed to the SDK's
+    own ``stdio_client``.
 
     Arguments:
         server: the command, arguments, environment and working directory.
@@ -450,11 +532,10 @@ async def stdio_client(
     Raises:
         OSError: the server process could not be spawned.
     """
-    if server.encoding.replace("-", "").replace("_", "").lower() != "utf8":
-        from mcp.client.stdio import stdio_client as sdk_stdio_client
-
+    if server.encoding.replace("-", "").replace("_", "").lower() != "utf8" or not _on_asyncio():
+        sdk_stdio_client = _sdk_original("mcp.client.stdio", "stdio_client")
         async with sdk_stdio_client(server, errlog) as pair:
-            yield pair  # type: ignore[misc]
+            yield pair
         return
     env = get_default_environment() | (server.env or {})
     options: dict[str, Any] = {"cwd": server.cwd, "env": env, "framing": "ndjson", "max_frame_size": max_frame_size}
