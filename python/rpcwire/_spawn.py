@@ -187,27 +187,26 @@ class ChildTransport(Transport):
             await self._reap()
 
     async def _reap(self) -> None:
-        """Stdin is closed: give the child ``close_timeout`` to exit, then SIGTERM its group and
-        ``terminate_timeout``, then SIGKILL. Whatever the child itself did, no process of its group outlives
-        this: one left behind (a helper that ignores SIGTERM, a grandchild of a child that exited) gets the same
-        steps. The wait after SIGKILL is bounded (``KILL_TIMEOUT``): a process stuck in the kernel is logged
-        and left, not waited for forever."""
+        """Stdin is closed: give the child ``close_timeout`` to exit. A child that exits then is done with, and
+        so are the processes it left running (its own business, as with the MCP SDK: a server may start a
+        daemon on purpose). One that does not exit gets SIGTERM to its process group and
+        ``terminate_timeout``; then, whatever the child itself did, any process of the group still running
+        (a grandchild that ignores SIGTERM) gets SIGKILL with the child. The wait after SIGKILL is bounded
+        (``KILL_TIMEOUT``): a process stuck in the kernel is logged and left, not waited for forever."""
         exited = self._child.exited
         await self._wait(exited, self._close_timeout)
-        terminated = False
-        if not exited.done() or self._group_alive():
-            logger.info("rpcwire: child %d's process group is still running; sending SIGTERM", self.pid)
+        if not exited.done():
+            logger.info("rpcwire: child %d did not exit; sending SIGTERM to its process group", self.pid)
             self._signal_group(signal.SIGTERM)
-            terminated = True
             await self._wait_group(exited, self._terminate_timeout)
-        if terminated and (not exited.done() or self._group_alive()):
-            logger.info("rpcwire: child %d's process group ignored SIGTERM; sending SIGKILL", self.pid)
-            self._signal_group(signal.SIGKILL)
-            await self._wait_group(exited, KILL_TIMEOUT)
-            if not exited.done():
-                logger.warning(
-                    "rpcwire: child %d did not exit %.1f s after SIGKILL; not waiting", self.pid, KILL_TIMEOUT
-                )
+            if not exited.done() or self._group_alive():
+                logger.info("rpcwire: child %d's process group ignored SIGTERM; sending SIGKILL", self.pid)
+                self._signal_group(signal.SIGKILL)
+                await self._wait_group(exited, KILL_TIMEOUT)
+                if not exited.done():
+                    logger.warning(
+                        "rpcwire: child %d did not exit %.1f s after SIGKILL; not waiting", self.pid, KILL_TIMEOUT
+                    )
         self._process.close()
 
     @staticmethod
@@ -333,9 +332,10 @@ def spawn(
 
     Closing (``async with`` exit or ``close()``): the sends already made are flushed, the child's stdin is
     closed and it gets ``close_timeout`` seconds to exit; then its process group gets SIGTERM and
-    ``terminate_timeout`` seconds; then SIGKILL, and at most ``KILL_TIMEOUT`` seconds more. A process of the
-    child's group that is still running when the child has exited (a grandchild, a helper) gets the same
-    SIGTERM and SIGKILL: nothing of the group outlives ``close``.
+    ``terminate_timeout`` seconds; then SIGKILL, and at most ``KILL_TIMEOUT`` seconds more. Once it came to
+    SIGTERM, no process of the child's group outlives ``close``: one still running when the child has exited
+    (a grandchild that ignores SIGTERM) gets SIGKILL too. A child that exits by itself when its stdin closes
+    keeps the processes it started (the MCP SDK's policy too).
 
     Arguments:
         argv: the program and its arguments (no shell).

@@ -75,30 +75,63 @@ def claim_std_stream(fd: int, stream: Any, mode: str) -> tuple[Any, Callable[[],
     _claim(fd)
     try:
         private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-        diversion = os.open(os.devnull, os.O_RDONLY) if fd == 0 else os.dup(2)
-        try:
-            if fd == 1:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-            os.dup2(diversion, fd)
-        finally:
-            os.close(diversion)
-    except BaseException:
-        _unclaim(fd)
-        raise
+    except OSError as exc:
+        logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
+        return stream.buffer, lambda: _unclaim(fd)
+    if fd == 1:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+    if not _divert(fd):
+        os.close(private)
+        return stream.buffer, lambda: _unclaim(fd)
 
     def release() -> None:
         if fd == 1:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
             flush_c_stdio()
-        with contextlib.suppress(OSError):
-            os.dup2(private, fd)
+        _give_back(private, fd)
         _unclaim(fd)
 
     # closefd=False: a worker thread may still be blocked on the descriptor after the transport exits; it
     # must not be closed and reused under it (the MCP SDK keeps it open for the same reason).
     return os.fdopen(private, mode, closefd=False), release
+
+
+def _give_back(saved: int, fd: int) -> None:
+    """Point ``fd`` at the wire again; a failed restore is logged, never turned into a crash at exit."""
+    try:
+        os.dup2(saved, fd)
+    except OSError as exc:
+        logger.warning("rpcwire: could not give fd %d back: %r", fd, exc)
+
+
+def _open_diversion(fd: int) -> int:
+    """A descriptor for ``fd`` to point at while guarded: the null device for stdin; stderr for stdout, or the
+    null device when stderr is unusable."""
+    if fd == 0:
+        return os.open(os.devnull, os.O_RDONLY)
+    try:
+        return os.dup(2)
+    except OSError:
+        return os.open(os.devnull, os.O_WRONLY)
+
+
+def _divert(fd: int) -> bool:
+    """Point ``fd`` at its diversion; False (logged) when that cannot be done."""
+    try:
+        diversion = _open_diversion(fd)
+    except OSError as exc:
+        logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
+        return False
+    try:
+        os.dup2(diversion, fd)
+    except OSError as exc:
+        logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
+        return False
+    finally:
+        os.close(diversion)
+    return True
 
 
 def flush_c_stdio() -> None:
@@ -124,15 +157,13 @@ class _Fds:
         self.restored = False
 
     def divert(self) -> None:
-        """fd 0 <- /dev/null, fd 1 <- fd 2: a stray ``print`` or ``input`` cannot touch the wire."""
+        """fd 0 <- /dev/null, fd 1 <- fd 2: a stray ``print`` or ``input`` cannot touch the wire. Best effort,
+        as the MCP SDK's claim: an unusable stderr diverts fd 1 to the null device, and a diversion that cannot
+        be made at all leaves that descriptor as it is (logged) rather than refusing to serve."""
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            os.dup2(null, 0)
-        finally:
-            os.close(null)
-        os.dup2(2, 1)
+        _divert(0)
+        _divert(1)
 
     def restore(self) -> None:
         if self.restored:
@@ -149,8 +180,8 @@ class _Fds:
             # C's stdio buffers too: native code that wrote with printf while fd 1 was stderr (fully buffered
             # on a pipe) would otherwise have that text flushed onto the wire at exit.
             flush_c_stdio()
-            os.dup2(self.saved_in, 0)
-            os.dup2(self.saved_out, 1)
+            _give_back(self.saved_in, 0)
+            _give_back(self.saved_out, 1)
         os.close(self.saved_in)
         os.close(self.saved_out)
 
