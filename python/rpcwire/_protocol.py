@@ -566,8 +566,11 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._closing = True
         self._closed = True
         self._eof = True
-        for t in {self._rt, self._wt}:
-            if t is not None:
+        sides = [(self._rt, self._read_done)]
+        if self._wt is not self._rt:
+            sides.append((self._wt, self._write_done))
+        for t, done in sides:
+            if t is not None and not done:  # a transport that reported connection_lost is gone already
                 # asyncio's read-pipe transport has no abort(); closing it drops nothing that is ours.
                 getattr(t, "abort", t.close)()
         _wake(self._waiters)

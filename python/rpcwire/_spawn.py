@@ -175,16 +175,24 @@ class ChildTransport(Transport):
         group, then SIGKILL, each after its timeout; reap it. Idempotent; concurrent calls wait together."""
         if self._closing_task is None:
             self._closing_task = asyncio.get_running_loop().create_task(self._shutdown())
-        await asyncio.shield(self._closing_task)
+        # A cancelled caller (a timeout, an app shutting down) still waits for the shutdown, which every
+        # timeout bounds: returning early would leave the child running if the loop stops next.
+        cancelled = await _outlast_cancellation(self._closing_task)
+        if cancelled is not None:
+            raise cancelled
+        self._closing_task.result()
 
     async def _shutdown(self) -> None:
         self._user_closed = True
         p = self._proto
-        p.close_timeout = self._close_timeout
+        # Flush what was sent and close the child's stdin, but go on reading its stdout, dropping it: a child
+        # blocked writing output nobody reads could otherwise never see its stdin end and exit by itself.
+        p.close_write()
+        p.start_handling(_drop)
         try:
-            await p.close()  # flush, then close stdin (and stop reading stdout)
-        finally:
             await self._reap()
+        finally:
+            p.abort()
 
     async def _reap(self) -> None:
         """Stdin is closed: give the child ``close_timeout`` to exit. A child that exits then is done with, and
@@ -244,6 +252,22 @@ class ChildTransport(Transport):
                     os.kill(self.pid, sig)
 
 
+async def _outlast_cancellation(task: asyncio.Future[Any]) -> asyncio.CancelledError | None:
+    """Wait for ``task`` (a bounded piece of work) to finish, however often the caller is cancelled meanwhile;
+    the cancellation to re-raise then (the caller's own, so a cancel scope recognises it), else None."""
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:  # noqa: PERF203 - wait out bounded work, however often cancelled
+            cancelled = exc
+    return cancelled
+
+
+def _drop(item: Any) -> None:
+    """What a closing child still writes: read so it is not blocked, and dropped."""
+
+
 def _stream_sink(stream: IO[Any]) -> Callable[[bytes], object]:
     text = isinstance(stream, io.TextIOBase) or hasattr(stream, "encoding")
 
@@ -290,17 +314,28 @@ async def _open(
     main = RpcProtocol(new_codec(kwargs), loop)
     stderr_arg, sink = _stderr_route(stderr)
     child = _ChildProtocol(main, sink)
-    await loop.subprocess_exec(
-        lambda: child,
-        *argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr_arg,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,  # its own process group, so close() can stop every process it started
+    spawning = loop.create_task(
+        loop.subprocess_exec(
+            lambda: child,
+            *argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr_arg,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,  # its own process group, so close() can stop every process it started
+        )
     )
-    return ChildTransport(main, child, argv, close_timeout, terminate_timeout)
+    # Cancelled while spawning (a timeout, an app shutting down): the spawn is finished and the child stopped
+    # (the usual shutdown, every step of it bounded) before the cancellation goes on, so no process is left.
+    cancelled = await _outlast_cancellation(spawning)
+    if cancelled is None:
+        spawning.result()
+        return ChildTransport(main, child, argv, close_timeout, terminate_timeout)
+    if not spawning.cancelled() and spawning.exception() is None:
+        transport = ChildTransport(main, child, argv, close_timeout, terminate_timeout)
+        await _outlast_cancellation(asyncio.ensure_future(transport.close()))
+    raise cancelled
 
 
 def spawn(

@@ -70,11 +70,9 @@ def claim_std_stream(fd: int, stream: Any, mode: str) -> tuple[Any, Callable[[],
     """
     if not backed_by_fd(stream, fd):
         return stream.buffer, lambda: None
-    import fcntl  # POSIX, as the rest of this module
-
     _claim(fd)
     try:
-        private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        private = dup_above_std(fd)
     except OSError as exc:
         logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
         return stream.buffer, lambda: _unclaim(fd)
@@ -98,6 +96,14 @@ def claim_std_stream(fd: int, stream: Any, mode: str) -> tuple[Any, Callable[[],
     return os.fdopen(private, mode, closefd=False), release
 
 
+def dup_above_std(fd: int) -> int:
+    """A duplicate of ``fd`` numbered 3 or more (close-on-exec): with fd 2 closed (a server started with
+    ``2>&-``), a plain ``dup`` would land on 2, and the guard would then point fd 1 at a copy of stdin."""
+    import fcntl  # POSIX, as the rest of this module
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
 def _give_back(saved: int, fd: int) -> None:
     """Point ``fd`` at the wire again; a failed restore is logged, never turned into a crash at exit."""
     try:
@@ -111,10 +117,14 @@ def _open_diversion(fd: int) -> int:
     null device when stderr is unusable."""
     if fd == 0:
         return os.open(os.devnull, os.O_RDONLY)
-    try:
-        return os.dup(2)
-    except OSError:
-        return os.open(os.devnull, os.O_WRONLY)
+    # Python leaves sys.__stderr__ None when fd 2 was closed at start-up: fd 2 may since have been reused for
+    # anything (the event loop's epoll), so it is no place for stray output.
+    if sys.__stderr__ is not None:
+        try:
+            return os.dup(2)
+        except OSError:
+            pass
+    return os.open(os.devnull, os.O_WRONLY)
 
 
 def _divert(fd: int) -> bool:
@@ -151,8 +161,8 @@ class _Fds:
     def __init__(self, guard: bool) -> None:
         self.guard = guard
         # Saved copies of fd 0 and fd 1 (the wire), restored on close when guarding.
-        self.saved_in = os.dup(0)
-        self.saved_out = os.dup(1)
+        self.saved_in = dup_above_std(0)
+        self.saved_out = dup_above_std(1)
         self.was_blocking = (os.get_blocking(0), os.get_blocking(1))
         self.restored = False
 
@@ -211,8 +221,8 @@ async def _open(kwargs: dict[str, Any], guard: bool) -> StdioTransport:
         if guard:
             _unclaim(0, 1)
         raise
-    wire_in = os.dup(fds.saved_in)
-    wire_out = os.dup(fds.saved_out)
+    wire_in = dup_above_std(fds.saved_in)
+    wire_out = dup_above_std(fds.saved_out)
     try:
         if guard:
             fds.divert()
