@@ -72,8 +72,23 @@ test-python: ## pytest: tests/ and a smoke run of benches/
 test-quick: build-dev ## pytest without the slow tests
 	$(VPY) -m pytest tests -m "not slow" -x -q
 
+SDK_VENV := build/sdk-conformance/venv
+$(SDK_VENV)/.ready: requirements/sdk-conformance.txt $(VENV)/.tools
+	rm -rf $(SDK_VENV)
+	$(PYTHON) -m venv $(SDK_VENV)
+	@# It sees .venv's packages (mcp, the rpcwire build, pytest...) and adds what the SDK's tests need.
+	$(SDK_VENV)/bin/python -c "import site, sysconfig; target = sysconfig.get_paths()['purelib']; \
+		source = '$(abspath $(VENV))/lib/python%d.%d/site-packages' % __import__('sys').version_info[:2]; \
+		open(target + '/_rpcwire_dev.pth', 'w').write('import site; site.addsitedir(%r)\n' % source)"
+	PIP_CONSTRAINT= $(SDK_VENV)/bin/python -m pip install -q --no-deps -r requirements/sdk-conformance.txt
+	touch $@
+
+.PHONY: sdk-conformance
+sdk-conformance: $(SDK_VENV)/.ready ## the MCP SDK's own stdio tests, with rpcwire swapped in and without
+	$(SDK_VENV)/bin/python conformance/run.py
+
 .PHONY: test
-test: install lint test-rust test-python ## what .ci/run does: install, lint, Rust tests, the whole pytest suite
+test: install lint test-rust test-python sdk-conformance ## what .ci/run does: install, lint, Rust and Python tests, the SDK's stdio suite
 
 .PHONY: bench
 bench: build-prod ## pytest-benchmark suites (release build)

@@ -392,6 +392,7 @@ class _TextFileWire:
         self._codec = rpcwire.Codec(framing="ndjson", max_frame_size=max_frame_size)
         self._pending: list[Any] = []
         self._eof = False
+        self._writing = anyio.Lock()
 
     def deliver_locally(self, item: Any) -> None:
         self._pending.append(item)
@@ -414,8 +415,11 @@ class _TextFileWire:
 
     async def send(self, msg: Any) -> None:
         data = self._codec.encode(msg)
-        await self._stdout.write(data.decode("utf-8"))
-        await self._stdout.flush()
+        # One at a time, in the order the sends came: each write runs in a worker thread, and two of them at
+        # once could land out of order or interleaved.
+        async with self._writing:
+            await self._stdout.write(data.decode("utf-8"))
+            await self._stdout.flush()
 
     async def close(self) -> None:
         return None
