@@ -314,6 +314,9 @@ pub struct NonceSequence {
     /// The next counter value; `> u32::MAX` means: draw a new prefix first.
     counter: u64,
     source: PrefixSource,
+    /// The process that drew `prefix`. After `os.fork()` parent and child hold the same sequence: the one that
+    /// finds itself in another process draws a fresh prefix first, so the two never seal under one nonce.
+    pid: u32,
 }
 
 impl NonceSequence {
@@ -330,6 +333,7 @@ impl NonceSequence {
             prefix,
             counter: 0,
             source,
+            pid: std::process::id(),
         })
     }
 
@@ -340,6 +344,7 @@ impl NonceSequence {
             prefix,
             counter: u64::from(counter),
             source: os_prefix,
+            pid: std::process::id(),
         }
     }
 
@@ -351,6 +356,12 @@ impl NonceSequence {
 
     /// The next nonce; never repeats within this sequence.
     pub fn next_nonce(&mut self) -> CodecResult<[u8; NONCE_LEN]> {
+        let pid = std::process::id();
+        if pid != self.pid {
+            // A forked copy: continuing the parent's stream would seal two plaintexts under one nonce.
+            self.pid = pid;
+            self.counter = u64::from(u32::MAX) + 1;
+        }
         if self.counter > u64::from(u32::MAX) {
             let mut fresh = [0u8; 8];
             (self.source)(&mut fresh)?;

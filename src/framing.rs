@@ -833,7 +833,7 @@ mod tests {
         assert_eq!(whole_and_bytewise(ND, 8, &line), Err("FrameTooLarge 9 @ 0".to_string()));
     }
 
-        #[test]
+    #[test]
     fn poisoned_after_fatal_error_and_after_eof() {
         let mut dec = FrameDecoder::new(LEN, 4);
         assert!(dec

@@ -138,3 +138,33 @@ def test_malformed_key_files(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_key_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         rpcwire.Keyring.from_file(tmp_path / "nope")
+
+
+def test_a_forked_child_never_continues_the_parents_nonce_stream() -> None:
+    """After os.fork() parent and child hold the same nonce sequence: the child draws a fresh prefix, so the
+    two never seal different plaintexts under one key and nonce."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = """
+    import os, rpcwire
+    codec = rpcwire.Codec(framing="length", keyring=rpcwire.Keyring({1: b"k" * 32}, active=1))
+    msg = {"jsonrpc": "2.0", "method": "n"}
+    codec.encode(msg)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, codec.encode({"jsonrpc": "2.0", "method": "child"})[11:23])
+        os._exit(0)
+    parent = codec.encode({"jsonrpc": "2.0", "method": "parent"})[11:23]
+    os.waitpid(pid, 0)
+    child = os.read(r, 12)
+    print(parent.hex(), child.hex())
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    parent, child = bytes.fromhex(out[0]), bytes.fromhex(out[1])
+    assert parent[8:] == (1).to_bytes(4, "big"), "the parent goes on with its own stream"
+    assert child[:8] != parent[:8], "the child sealed under a fresh prefix, not the parent's"
