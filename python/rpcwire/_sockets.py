@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -116,7 +117,9 @@ def _set_nodelay(transport: asyncio.BaseTransport) -> None:
         pass
 
 
-async def _dial(addr: Address, kwargs: dict[str, Any], timeout: float) -> RpcProtocol:
+async def _dial(
+    addr: Address, kwargs: dict[str, Any], timeout: float, tls: ssl.SSLContext | None = None
+) -> RpcProtocol:
     loop = asyncio.get_running_loop()
     codec = new_codec(kwargs)
 
@@ -130,7 +133,8 @@ async def _dial(addr: Address, kwargs: dict[str, Any], timeout: float) -> RpcPro
     else:
         assert addr.host is not None
         assert addr.port is not None
-        transport, proto = await asyncio.wait_for(loop.create_connection(factory, addr.host, addr.port), timeout)
+        connecting = loop.create_connection(factory, addr.host, addr.port, ssl=tls)
+        transport, proto = await asyncio.wait_for(connecting, timeout)
         _set_nodelay(transport)
     return proto
 
@@ -143,11 +147,12 @@ async def _dial_with_retry(
     attempts: int,
     initial: float,
     maximum: float,
+    tls: ssl.SSLContext | None = None,
 ) -> RpcProtocol:
     delay = initial
     for attempt in range(1, attempts + 1):
         try:
-            return await _dial(addr, kwargs, timeout)
+            return await _dial(addr, kwargs, timeout, tls)
         except (OSError, asyncio.TimeoutError) as exc:  # noqa: PERF203 - one try per dial attempt
             if attempt >= attempts:
                 raise
@@ -176,6 +181,7 @@ async def connect(
     retry_initial: float = 0.1,
     retry_max: float = 10.0,
     timeout: float = 10.0,
+    ssl: ssl.SSLContext | None = None,
 ) -> Transport:
     """Connect to a server at ``address`` (``tcp://host:port``, ``unix:///path``, or a bare port for loopback).
 
@@ -187,25 +193,31 @@ async def connect(
             ``retry_initial`` up to ``retry_max`` seconds) and re-dial after a drop: the next ``send`` after the
             connection died dials again, as does the next ``receive`` once a ``receive`` reported the drop.
             Messages in flight at the drop are not replayed.
-        timeout: seconds allowed for each dial.
+        timeout: seconds allowed for each dial (TLS handshake included).
+        ssl: TCP only: speak TLS with this client context (``ssl.create_default_context(cafile=...)``; load a
+            certificate chain into it for mutual TLS). The server's name is checked against the address's host.
 
     Returns:
         A connected ``Transport`` (``transport_type`` ``"tcp"`` or ``"unix"``).
 
     Raises:
-        ValueError: a bad address.
-        OSError: the server could not be reached (after the retries with ``reconnect``).
+        ValueError: a bad address, or ``ssl`` with a Unix address.
+        OSError: the server could not be reached (after the retries with ``reconnect``); an
+            ``ssl.SSLError`` when the TLS handshake fails (an unknown CA, a name mismatch, no client certificate).
         TimeoutError: a dial took longer than ``timeout``.
     """
     addr = parse_address(address)
+    tls = ssl
+    if tls is not None and addr.scheme != "tcp":
+        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
     kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     if not reconnect:
-        proto = await _dial(addr, kwargs, timeout)
+        proto = await _dial(addr, kwargs, timeout, tls)
         return Transport(proto, "unix" if addr.scheme == "unix" else "tcp")
 
     async def redial() -> RpcProtocol:
         return await _dial_with_retry(
-            addr, kwargs, timeout=timeout, attempts=retry_attempts, initial=retry_initial, maximum=retry_max
+            addr, kwargs, timeout=timeout, attempts=retry_attempts, initial=retry_initial, maximum=retry_max, tls=tls
         )
 
     proto = await redial()
@@ -399,6 +411,7 @@ async def serve(
     auth_timeout: float | None = DEFAULT_AUTH_TIMEOUT,
     frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
     idle_timeout: float | None = None,
+    ssl: ssl.SSLContext | None = None,
 ) -> Server:
     """Listen on ``address`` and run ``await handler(transport)`` for every connection.
 
@@ -420,6 +433,9 @@ async def serve(
             default): no limit.
         A connection closed by a budget is aborted (nothing buffered for it is sent); its handler's ``receive``
         raises ``ConnectionClosed`` naming the budget.
+        ssl: TCP only: serve TLS with this server context (``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)``
+            with the server's certificate chain loaded; ``verify_mode = ssl.CERT_REQUIRED`` and a CA for mutual
+            TLS). A client that fails the handshake never reaches the handler.
 
     Returns:
         A started ``Server``; ``server.address`` is the bound URL.
@@ -430,6 +446,9 @@ async def serve(
             Unix path (it is never deleted), or the bind failed.
     """
     addr = parse_address(address)
+    tls = ssl
+    if tls is not None and addr.scheme != "tcp":
+        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
     kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
     loop = asyncio.get_running_loop()
     budgets = ConnectionBudgets(auth_timeout=auth_timeout, frame_timeout=frame_timeout, idle_timeout=idle_timeout)
@@ -487,7 +506,7 @@ async def serve(
     else:
         assert addr.host is not None
         assert addr.port is not None
-        server = await loop.create_server(factory, addr.host, addr.port, backlog=backlog)
+        server = await loop.create_server(factory, addr.host, addr.port, backlog=backlog, ssl=tls)
         sockets = server.sockets
         port = int(sockets[0].getsockname()[1]) if sockets else addr.port
         result._server = server

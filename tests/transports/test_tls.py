@@ -1,0 +1,182 @@
+"""TLS on TCP: ``ssl=`` on ``serve`` and ``connect``, mutual TLS, and a server from the wrong CA refused.
+
+Certificates are made here with the ``cryptography`` package: one CA for the server and its clients, and a
+second CA nobody trusts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rpcwire
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ._helpers import echo_handler, request
+
+
+@dataclass
+class Pki:
+    ca: Path
+    other_ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def _ca(path: Path, cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def _leaf(
+    cert_path: Path, key_path: Path, cn: str, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], server: bool
+) -> None:
+    ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    cert_path.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca = _ca(d / "ca.pem", "rpcwire test CA")
+    _ca(d / "other-ca.pem", "someone else's CA")
+    _leaf(d / "server.pem", d / "server.key", "localhost", ca, server=True)
+    _leaf(d / "client.pem", d / "client.key", "client", ca, server=False)
+    return Pki(d / "ca.pem", d / "other-ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key")
+
+
+def server_context(pki: Pki, *, mutual: bool = False) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    if mutual:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki.ca)
+    return ctx
+
+
+def client_context(pki: Pki, *, ca: Path | None = None, with_cert: bool = False) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca or pki.ca)
+    if with_cert:
+        ctx.load_cert_chain(pki.client_cert, pki.client_key)
+    return ctx
+
+
+async def round_trips(t: rpcwire.Transport, n: int) -> None:
+    await t.send_many([request(i) for i in range(n)])
+    got = [(await t.receive())["id"] for _ in range(n)]
+    assert got == list(range(n))
+
+
+def test_a_tls_round_trip_of_200_messages(run: Any, pki: Pki) -> None:
+    async def main() -> None:
+        async with await rpcwire.serve(echo_handler, "tcp://127.0.0.1:0", ssl=server_context(pki)) as server:
+            t = await rpcwire.connect(server.address, ssl=client_context(pki))
+            await round_trips(t, 200)
+            assert t.get_extra_info("ssl_object") is not None, "the bytes went over TLS"
+            await t.close()
+
+    run(main())
+
+
+async def anonymous_round_trip(address: str, ctx: ssl.SSLContext) -> None:
+    """One request with a client that shows no certificate (TLS 1.3 reports the refusal after the handshake)."""
+    t = await rpcwire.connect(address, ssl=ctx)
+    try:
+        await t.send(request(1))
+        await t.receive()
+    finally:
+        await t.close()
+
+
+@pytest.mark.parametrize("codec", [{}, {"framing": "length", "compression": "lz4", "compress_min_size": 0}])
+def test_mutual_tls(run: Any, pki: Pki, codec: dict[str, Any]) -> None:
+    async def main() -> None:
+        ctx = server_context(pki, mutual=True)
+        async with await rpcwire.serve(echo_handler, "tcp://127.0.0.1:0", ssl=ctx, **codec) as server:
+            t = await rpcwire.connect(server.address, ssl=client_context(pki, with_cert=True), **codec)
+            await round_trips(t, 50)
+            peer = t.get_extra_info("ssl_object").getpeercert()
+            assert dict(x[0] for x in peer["subject"])["commonName"] == "localhost"
+            await t.close()
+            # Without a client certificate the server refuses the connection.
+            with pytest.raises((ssl.SSLError, rpcwire.ConnectionClosed, ConnectionError)):
+                await anonymous_round_trip(server.address, client_context(pki))
+
+    run(main())
+
+
+def test_a_server_certificate_from_the_wrong_ca_is_refused(run: Any, pki: Pki) -> None:
+    async def main() -> None:
+        async with await rpcwire.serve(echo_handler, "tcp://127.0.0.1:0", ssl=server_context(pki)) as server:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await rpcwire.connect(server.address, ssl=client_context(pki, ca=pki.other_ca))
+
+    run(main())
+
+
+def test_ssl_is_refused_on_unix_sockets(run: Any, pki: Pki, tmp_path: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="ssl= is for TCP"):
+            await rpcwire.serve(echo_handler, f"unix://{tmp_path}/s.sock", ssl=server_context(pki))
+        with pytest.raises(ValueError, match="ssl= is for TCP"):
+            await rpcwire.connect(f"unix://{tmp_path}/s.sock", ssl=client_context(pki))
+
+    run(main())
