@@ -65,12 +65,13 @@ example:
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire bridge LISTEN_ADDRESS [codec options] -- COMMAND ARGS...` to `parser`."""
-    from .cli import add_codec_options
+    from .cli import add_codec_options, add_tls_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _BRIDGE_EPILOG
     parser.add_argument("listen", metavar="LISTEN_ADDRESS", help="unix:///path or tcp://host:port to listen on")
     add_codec_options(parser)
+    add_tls_options(parser, server=True)
     parser.add_argument(
         "--child-framing",
         choices=LOCAL_FRAMINGS,
@@ -112,12 +113,13 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire connect ADDRESS [codec options]` to `parser`."""
-    from .cli import add_codec_options
+    from .cli import add_codec_options, add_tls_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _CONNECT_EPILOG
     parser.add_argument("address", metavar="ADDRESS", help="unix:///path or tcp://host:port of the bridge")
     add_codec_options(parser)
+    add_tls_options(parser, server=False)
     parser.add_argument(
         "--stdio-framing",
         choices=LOCAL_FRAMINGS,
@@ -337,11 +339,16 @@ def _loopback(host: str | None) -> bool:
 
 def run_bridge(args: argparse.Namespace) -> int:
     """`rpcwire bridge`: returns the exit status (0 after SIGINT/SIGTERM, 1 if it cannot listen)."""
-    from .cli import check_address, codec_options
+    from .cli import UsageError, check_address, codec_options, tls_context
 
     address = check_address("LISTEN_ADDRESS", args.listen)
     options = codec_options(args)
-    if address.scheme == "tcp" and not _loopback(address.host) and options.get("keyring") is None:
+    tls = tls_context(args, server=True)
+    if tls is not None:
+        if address.scheme != "tcp":
+            raise UsageError("--tls-cert is for tcp:// addresses")
+        options["ssl"] = tls
+    if address.scheme == "tcp" and not _loopback(address.host) and options.get("keyring") is None and tls is None:
         log.warning(
             "bridge: serving %s on %s without --key-file: anyone who can reach this address can run it, and the "
             "traffic is plaintext",
@@ -359,10 +366,15 @@ def run_bridge(args: argparse.Namespace) -> int:
 
 def run_connect(args: argparse.Namespace) -> int:
     """`rpcwire connect`: returns the exit status (0 on EOF from either side, 1 if it cannot connect)."""
-    from .cli import check_address, codec_options
+    from .cli import UsageError, check_address, codec_options, tls_context
 
-    check_address("ADDRESS", args.address)
+    address = check_address("ADDRESS", args.address)
     options = codec_options(args)
+    tls = tls_context(args, server=False)
+    if tls is not None:
+        if address.scheme != "tcp":
+            raise UsageError("--tls options are for tcp:// addresses")
+        options["ssl"] = tls
     try:
         stdio = local_framing(args.stdio_framing, options)
         asyncio.run(connect(args.address, options, retry=args.retry, stdio_framing=stdio))

@@ -26,11 +26,13 @@ __all__ = (
     "FRAMINGS",
     "UsageError",
     "add_codec_options",
+    "add_tls_options",
     "build_parser",
     "check_address",
     "codec_options",
     "main",
     "parse_size",
+    "tls_context",
 )
 
 log = logging.getLogger("rpcwire.cli")
@@ -158,6 +160,54 @@ def check_address(option: str, text: str) -> Any:
         return parse_address(text)
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def add_tls_options(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    """Add `--tls-cert`, `--tls-key`, `--tls-ca` (and, for clients, `--tls`) to `parser`: TLS on TCP."""
+    group = parser.add_argument_group("TLS (TCP)")
+    if server:
+        group.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+        group.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+        group.add_argument("--tls-ca", metavar="PEM", help="require client certificates signed by these CAs (mTLS)")
+    else:
+        group.add_argument("--tls", action="store_true", help="speak TLS, checking the server against the system CAs")
+        group.add_argument("--tls-ca", metavar="PEM", help="speak TLS, checking the server against these CAs")
+        group.add_argument("--tls-cert", metavar="PEM", help="present this client certificate (mutual TLS)")
+        group.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+
+
+def tls_context(args: argparse.Namespace, *, server: bool) -> Any:
+    """The ``ssl.SSLContext`` the TLS options ask for, or None without them.
+
+    Raises:
+        UsageError: an incomplete set (a certificate without its key, a server without a certificate), or a
+            file that cannot be loaded.
+    """
+    import ssl
+
+    cert, key, ca = getattr(args, "tls_cert", None), getattr(args, "tls_key", None), getattr(args, "tls_ca", None)
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    try:
+        if server:
+            if cert is None:
+                if ca is not None:
+                    raise UsageError("--tls-ca needs --tls-cert and --tls-key: the server's own certificate")
+                return None
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            if ca is not None:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(ca)
+            return ctx
+        if not (getattr(args, "tls", False) or ca is not None or cert is not None):
+            return None
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert is not None:
+            ctx.load_cert_chain(cert, key)
+        return ctx
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"TLS: {exc}") from None
 
 
 def load_keyring(path: str) -> Any:

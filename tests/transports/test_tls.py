@@ -180,3 +180,45 @@ def test_ssl_is_refused_on_unix_sockets(run: Any, pki: Pki, tmp_path: Path) -> N
             await rpcwire.connect(f"unix://{tmp_path}/s.sock", ssl=client_context(pki))
 
     run(main())
+
+
+ECHO_CHILD = """
+import json, sys
+for line in sys.stdin:
+    print(json.dumps({"jsonrpc": "2.0", "id": json.loads(line)["id"], "result": "ok"}), flush=True)
+"""
+
+
+def test_bridge_and_connect_over_mutual_tls(pki: Pki) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = [sys.executable, "-m", "rpcwire"]
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--tls-ca", str(pki.ca)]
+    bridge = subprocess.Popen(
+        [*cli, "bridge", f"tcp://127.0.0.1:{port}", *tls, "--", sys.executable, "-c", ECHO_CHILD],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        client = [*cli, "connect", f"tcp://127.0.0.1:{port}", "--tls-ca", str(pki.ca)]
+        mutual = [*client, "--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)]
+        line = b'{"jsonrpc":"2.0","id":5,"method":"m"}\n'
+        ok = subprocess.run(mutual, input=line, capture_output=True, timeout=30, check=False)
+        assert ok.returncode == 0, ok.stderr.decode()
+        assert b'"id":5' in ok.stdout
+        refused = subprocess.run(client, input=line, capture_output=True, timeout=30, check=False)
+        assert b'"id":5' not in refused.stdout, "no client certificate, no answer"
+    finally:
+        bridge.terminate()
+        _, err = bridge.communicate(timeout=20)
+    assert b"Traceback" not in err, err.decode(errors="replace")
