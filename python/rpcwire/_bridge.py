@@ -65,7 +65,7 @@ example:
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire bridge LISTEN_ADDRESS [codec options] -- COMMAND ARGS...` to `parser`."""
-    from .cli import add_codec_options, add_tls_options
+    from .cli import add_codec_options, add_tls_options, int_at_least, seconds
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _BRIDGE_EPILOG
@@ -82,28 +82,28 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("connection budgets (0 turns one off)")
     limits.add_argument(
         "--max-connections",
-        type=_non_negative_int,
+        type=int_at_least(0),
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help=f"connections (and so children) at once; more are closed at once (default {DEFAULT_MAX_CONNECTIONS})",
     )
     limits.add_argument(
         "--auth-timeout",
-        type=_non_negative_float,
+        type=seconds,
         default=DEFAULT_AUTH_TIMEOUT,
         metavar="SECONDS",
         help=f"with --key-file: close a connection not authenticated by then (default {DEFAULT_AUTH_TIMEOUT:g})",
     )
     limits.add_argument(
         "--frame-timeout",
-        type=_non_negative_float,
+        type=seconds,
         default=DEFAULT_FRAME_TIMEOUT,
         metavar="SECONDS",
         help=f"close a connection whose frame takes longer to arrive (default {DEFAULT_FRAME_TIMEOUT:g})",
     )
     limits.add_argument(
         "--idle-timeout",
-        type=_non_negative_float,
+        type=seconds,
         default=0,
         metavar="SECONDS",
         help="close a connection with no traffic for this long (default 0: never)",
@@ -147,26 +147,6 @@ def local_framing(given: str | None, codec_options: dict[str, Any]) -> str:
 
 #: Seconds `relay` keeps relaying a server's answers after its client's end of input.
 DRAIN_TIMEOUT = 10.0
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
 
 
 def server_budgets(args: argparse.Namespace) -> dict[str, Any]:

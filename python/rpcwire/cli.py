@@ -30,8 +30,10 @@ __all__ = (
     "build_parser",
     "check_address",
     "codec_options",
+    "int_at_least",
     "main",
     "parse_size",
+    "seconds",
     "tls_context",
 )
 
@@ -128,27 +130,43 @@ def add_codec_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-batch",
-        type=_positive_int,
+        type=int_at_least(1),
         default=None,
         metavar="N",
         help="a received batch of more elements is one Invalid Request error (default 1024)",
     )
     group.add_argument(
         "--max-expansion",
-        type=_positive_int,
+        type=int_at_least(1),
         default=None,
         metavar="N",
         help="refuse a compressed frame that inflates past N times its size (default 4096)",
     )
 
 
-def _positive_int(text: str) -> int:
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more: {text!r}")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse ``type``: a number of seconds, 0 or more."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
     return value
 
 
