@@ -65,7 +65,7 @@ example:
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire bridge LISTEN_ADDRESS [codec options] -- COMMAND ARGS...` to `parser`."""
-    from .cli import add_codec_options, add_tls_options, int_at_least, seconds
+    from ._options import add_codec_options, add_tls_options, int_at_least, seconds
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _BRIDGE_EPILOG
@@ -113,7 +113,7 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire connect ADDRESS [codec options]` to `parser`."""
-    from .cli import add_codec_options, add_tls_options
+    from ._options import add_codec_options, add_tls_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _CONNECT_EPILOG
@@ -319,7 +319,7 @@ def _loopback(host: str | None) -> bool:
 
 def run_bridge(args: argparse.Namespace) -> int:
     """`rpcwire bridge`: returns the exit status (0 after SIGINT/SIGTERM, 1 if it cannot listen)."""
-    from .cli import UsageError, check_address, codec_options, tls_context
+    from ._options import UsageError, check_address, codec_options, tls_context
 
     address = check_address("LISTEN_ADDRESS", args.listen)
     options = codec_options(args)
@@ -346,7 +346,7 @@ def run_bridge(args: argparse.Namespace) -> int:
 
 def run_connect(args: argparse.Namespace) -> int:
     """`rpcwire connect`: returns the exit status (0 on EOF from either side, 1 if it cannot connect)."""
-    from .cli import UsageError, check_address, codec_options, tls_context
+    from ._options import UsageError, check_address, codec_options, tls_context
 
     address = check_address("ADDRESS", args.address)
     options = codec_options(args)

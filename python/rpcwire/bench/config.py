@@ -11,7 +11,7 @@ import importlib.util
 import itertools
 from collections.abc import Iterator
 
-from ..cli import UsageError, parse_size
+from .._options import UsageError, parse_size
 
 __all__ = (
     "BASELINES",
