@@ -196,7 +196,7 @@ SENT = [
 
 @pytest.mark.parametrize("model", SENT, ids=lambda m: type(m).__name__)
 def test_serialize_is_sdk_bytes(model: Any) -> None:
-    data = rmcp._serialize(SessionMessage(model))
+    data = rmcp.messages._serialize(SessionMessage(model))
     assert data.decode() == model.model_dump_json(by_alias=True, exclude_unset=True)
     back = rmcp.to_session_message(json.loads(data))
     assert isinstance(back, SessionMessage)
