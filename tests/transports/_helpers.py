@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import rpcwire
@@ -32,3 +34,10 @@ async def echo_handler(t: rpcwire.Transport) -> None:
             await t.send({"jsonrpc": "2.0", "id": msg["id"], "result": msg.get("params")})
         else:
             await t.send({"jsonrpc": "2.0", "id": None, "result": msg})
+
+
+def wait_for_path(path: str, timeout: float = 10.0) -> None:
+    """Wait (blocking) until a server started in another process has created its Unix socket at ``path``."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)

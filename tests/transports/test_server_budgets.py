@@ -5,7 +5,6 @@ authenticated."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import psutil
 import pytest
 import rpcwire
 
-from ._helpers import echo_handler, request
+from ._helpers import echo_handler, request, wait_for_path
 
 
 @pytest.fixture
@@ -194,10 +193,7 @@ def test_a_keyed_bridge_starts_no_child_for_unauthenticated_connections(tmp_path
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(200):
-            if os.path.exists(sock_path):
-                break
-            time.sleep(0.05)
+        wait_for_path(sock_path)
 
         async def main() -> None:
             conns = [await asyncio.open_unix_connection(sock_path) for _ in range(10)]

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import rpcwire
 
-from ._helpers import echo_handler, request
+from ._helpers import echo_handler, request, wait_for_path
 
 ECHO_SERVER = """
 import asyncio, rpcwire
@@ -267,6 +267,16 @@ def test_memory_returns_after_peers_that_sent_16_mib_leave(sock_path: str) -> No
 # --- a message too large to send fails its own call, never the next one ---------------------------------------
 
 
+def collector(got: asyncio.Queue[Any]) -> Any:
+    """A connection handler that puts every item it receives on ``got``."""
+
+    async def collect(t: rpcwire.Transport) -> None:
+        async for msg in t:
+            await got.put(msg)
+
+    return collect
+
+
 def big(i: int, kind: str, size: int) -> dict[str, Any]:
     if kind == "request":
         return {"jsonrpc": "2.0", "id": i, "method": "echo", "params": {"pad": "x" * size}}
@@ -277,10 +287,7 @@ def big(i: int, kind: str, size: int) -> dict[str, Any]:
 def test_an_oversize_send_raises_from_that_call_and_the_next_message_goes(sock_path: str, kind: str) -> None:
     async def main() -> None:
         got: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def collect(t: rpcwire.Transport) -> None:
-            async for msg in t:
-                await got.put(msg)
+        collect = collector(got)
 
         async with await rpcwire.serve(collect, f"unix://{sock_path}"):
             t = await rpcwire.connect(f"unix://{sock_path}", max_frame_size=1000)
@@ -305,10 +312,7 @@ def test_an_oversize_message_sent_behind_others_is_answered_for(sock_path: str) 
 
     async def main() -> None:
         got: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def collect(t: rpcwire.Transport) -> None:
-            async for msg in t:
-                await got.put(msg)
+        collect = collector(got)
 
         async with await rpcwire.serve(collect, f"unix://{sock_path}"):
             t = await rpcwire.connect(f"unix://{sock_path}", max_frame_size=1000)
@@ -345,10 +349,7 @@ def test_an_lsp_server_behind_the_bridge(sock_path: str) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(200):
-            if os.path.exists(sock_path):
-                break
-            time.sleep(0.05)
+        wait_for_path(sock_path)
 
         async def main() -> None:
             editor = await asyncio.create_subprocess_exec(
