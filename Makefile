@@ -41,7 +41,7 @@ build-prod: $(VENV)/.tools ## release build (fat LTO) with the bench extras: wha
 format: ## ruff fix + format, cargo fmt
 	ruff check --fix python tests benches conformance
 	ruff format python tests benches conformance
-	cargo fmt
+	cargo fmt --all
 
 .PHONY: lint-python
 lint-python: ## ruff, ruff format --check, mypy --strict, stubtest
@@ -51,18 +51,20 @@ lint-python: ## ruff, ruff format --check, mypy --strict, stubtest
 	$(VPY) -m mypy.stubtest rpcwire._core --allowlist .mypy-stubtest-allowlist
 
 .PHONY: lint-rust
-lint-rust: ## cargo fmt --check, clippy -D warnings (with and without the binding)
-	cargo fmt --check
+lint-rust: ## cargo fmt --check, clippy -D warnings (the core crate and the binding)
+	cargo fmt --all --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
-	cargo clippy -q --all-targets -- -D warnings
-	cargo clippy -q --all-targets --no-default-features -- -D warnings
+	cargo clippy -q --workspace --all-targets -- -D warnings
 
 .PHONY: lint
 lint: lint-python lint-rust ## all linters
 
 .PHONY: test-rust
 test-rust: ## the pure Rust core, no Python
-	$(CARGO_TEST) --no-default-features
+	$(CARGO_TEST) -p rpcwire-core
+	cargo test -q -p rpcwire-core --doc
+	@# The core crate packages on its own (what crates.io would get), and builds from that package.
+	cargo package -q -p rpcwire-core --allow-dirty
 
 .PHONY: test-python
 test-python: ## pytest: tests/ and a smoke run of benches/
@@ -96,7 +98,7 @@ bench: build-prod ## pytest-benchmark suites (release build)
 
 .PHONY: bench-rust
 bench-rust: ## criterion benches of the pure core
-	cargo bench --no-default-features
+	cargo bench -p rpcwire-core
 
 .PHONY: bench-quick
 bench-quick: build-prod ## the main job: a quick `rpcwire bench`

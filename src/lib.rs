@@ -1,25 +1,13 @@
-//! rpcwire: a sans-IO JSON-RPC 2.0 codec.
+//! rpcwire's Python binding: the `rpcwire._core` extension module the wheel ships.
 //!
-//! The pure modules (`framing`, `envelope`, `compress`, `crypto`, `jsonrpc`, `errors`) never touch Python;
-//! `cargo test --no-default-features` builds and tests them alone. The `py_*` modules are the `PyO3` binding.
-pub mod compress;
-pub mod crypto;
-pub mod envelope;
-pub mod errors;
-pub mod framing;
-pub mod jsonrpc;
-
-#[cfg(feature = "python")]
+//! The codec itself (framing, envelope, compression, cryptography, JSON-RPC rules) is the pure `rpcwire-core`
+//! crate (`crates/rpcwire-core`), usable from Rust on its own; the `py_*` modules here build Python objects
+//! from it and drive it from asyncio.
 mod py_codec;
-#[cfg(feature = "python")]
 mod py_decode;
-#[cfg(feature = "python")]
 mod py_errors;
-#[cfg(feature = "python")]
 mod py_json;
-#[cfg(feature = "python")]
 mod py_keyring;
-#[cfg(feature = "python")]
 mod py_protocol;
 
 /// The crate version in Python's spelling (`0.1.0-alpha.1` -> `0.1.0a1`).
@@ -31,7 +19,6 @@ pub fn python_version() -> String {
         .replace("-rc.", "rc")
 }
 
-#[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 mod _core {

@@ -7,16 +7,16 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use crate::compress::Compression;
-use crate::crypto::KeyRing;
-use crate::envelope::{self, Envelope, EnvelopeConfig};
-use crate::errors::{CodecError, CodecResult};
-use crate::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
-use crate::jsonrpc::{self, JsonKind, JsonNode, Recorded, TopLevel};
 use crate::py_decode::{DecodeError, Decoded, Decoder};
-use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr};
+use crate::py_errors::{invalid_request_item, parse_error_item, to_pyerr, IntoPy};
 use crate::py_json::write_value;
 use crate::py_keyring::Keyring;
+use rpcwire_core::compress::Compression;
+use rpcwire_core::crypto::KeyRing;
+use rpcwire_core::envelope::{self, Envelope, EnvelopeConfig};
+use rpcwire_core::errors::{CodecError, CodecResult};
+use rpcwire_core::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
+use rpcwire_core::jsonrpc::{self, JsonKind, JsonNode, Recorded, TopLevel};
 
 /// Bodies at least this large are sealed and opened with the GIL released.
 const DETACH_MIN: usize = 64 * 1024;
@@ -95,13 +95,13 @@ impl Codec {
         max_batch: usize,
         max_expansion: usize,
     ) -> PyResult<Self> {
-        let compression = compression.map(Compression::from_name).transpose()?;
+        let compression = compression.map(Compression::from_name).transpose().py()?;
         let keyring_inner = keyring.as_ref().map(keyring_arc).transpose()?;
         let enveloped = compression.is_some() || keyring_inner.is_some();
         let choice = match framing {
             None if enveloped => FramingChoice::Fixed(Framing::Length),
             None => FramingChoice::Fixed(Framing::Ndjson),
-            Some(name) => FramingChoice::from_name(name)?,
+            Some(name) => FramingChoice::from_name(name).py()?,
         };
         if choice == FramingChoice::Fixed(Framing::Ndjson) && enveloped {
             return Err(PyValueError::new_err(
@@ -122,7 +122,8 @@ impl Codec {
             keyring: keyring_inner,
             max_frame_size,
             max_expansion,
-        })?;
+        })
+        .py()?;
         let detected = match choice {
             FramingChoice::Fixed(f) => Some(f),
             FramingChoice::Auto => None,
@@ -231,7 +232,7 @@ impl Codec {
         } else if framing.is_binary() && self.envelope.is_active() {
             let mut body = Vec::new();
             write_message(&mut body, msg, framing)?;
-            self.check_size(body.len())?;
+            self.check_size(body.len()).py()?;
             self.seal_into(py, &mut out, framing, body, false)?;
         } else {
             self.frame_message(&mut out, framing, msg)?;
@@ -261,7 +262,7 @@ impl Codec {
             body.extend_from_slice(&[0; 4]);
             write_message(&mut body, &msg, framing).inspect_err(|_| body.truncate(at))?;
             let len = body.len() - at - 4;
-            self.check_size(len)?;
+            self.check_size(len).py()?;
             body[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
             if count > 0 && (body.len() > limit || count == self.budget.max_batch) {
                 // Flush what came before this record as one envelope; the record starts the next (an envelope
@@ -391,13 +392,13 @@ impl Codec {
         if let Ok(bytes) = msg.cast::<PyBytes>() {
             let bytes = bytes.as_bytes();
             check_ndjson_bytes(bytes, framing)?;
-            framing::write_frame(out, framing, bytes, self.max_frame_size)?;
+            framing::write_frame(out, framing, bytes, self.max_frame_size).py()?;
             return Ok(());
         }
         check_message_type(msg)?;
         let mark = framing::begin_frame(out, framing);
         write_value(out, msg).inspect_err(|_| out.truncate(mark.header))?;
-        framing::end_frame(out, framing, mark, self.max_frame_size)?;
+        framing::end_frame(out, framing, mark, self.max_frame_size).py()?;
         Ok(())
     }
 
@@ -415,7 +416,7 @@ impl Codec {
         out.resize(at + envelope::SEALED_HEADER_LEN, 0);
         write_message(out, msg, framing)?;
         let body_len = out.len() - at - envelope::SEALED_HEADER_LEN;
-        self.check_size(body_len)?;
+        self.check_size(body_len).py()?;
         if !self.envelope.seals_in_place(body_len) {
             let body = out.split_off(at + envelope::SEALED_HEADER_LEN);
             out.truncate(mark.header);
@@ -426,8 +427,9 @@ impl Codec {
             py.detach(|| envelope.seal_in_place(out, at, false))
         } else {
             envelope.seal_in_place(out, at, false)
-        }?;
-        framing::end_frame(out, framing, mark, self.max_frame_size)?;
+        }
+        .py()?;
+        framing::end_frame(out, framing, mark, self.max_frame_size).py()?;
         Ok(())
     }
 
@@ -461,15 +463,16 @@ impl Codec {
             py.detach(|| envelope.seal(&body, multi))
         } else {
             envelope.seal(&body, multi)
-        }?;
+        }
+        .py()?;
         match sealed {
-            Some(payload) => framing::write_frame(out, framing, &payload, self.max_frame_size)?,
+            Some(payload) => framing::write_frame(out, framing, &payload, self.max_frame_size).py()?,
             None if multi => {
                 for record in envelope::split_records(&body) {
-                    framing::write_frame(out, framing, record?, self.max_frame_size)?;
+                    framing::write_frame(out, framing, record.py()?, self.max_frame_size).py()?;
                 }
             }
-            None => framing::write_frame(out, framing, &body, self.max_frame_size)?,
+            None => framing::write_frame(out, framing, &body, self.max_frame_size).py()?,
         }
         Ok(())
     }
@@ -696,7 +699,7 @@ fn push_message<'py>(
         }
         return Ok(());
     }
-    match jsonrpc::classify_top(&value) {
+    match jsonrpc::classify_top(&PyNode(value.clone())) {
         TopLevel::Message(_) => items.append(value)?,
         TopLevel::Invalid(detail) => items.append(invalid_request_item(py, detail, answerable_id(&value))?)?,
         TopLevel::Batch => {
@@ -706,7 +709,7 @@ fn push_message<'py>(
                 return Ok(());
             }
             for (i, element) in list.iter().enumerate() {
-                if let Err(detail) = jsonrpc::classify(&element) {
+                if let Err(detail) = jsonrpc::classify(&PyNode(element.clone())) {
                     list.set_item(i, invalid_request_item(py, detail, answerable_id(&element))?)?;
                 }
             }
@@ -718,8 +721,10 @@ fn push_message<'py>(
 
 /// The message's id when a server could answer with it (string or integer).
 fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    msg.member("id")
+    PyNode(msg.clone())
+        .member("id")
         .filter(|id| matches!(id.kind(), JsonKind::Str | JsonKind::Int))
+        .map(|id| id.0)
 }
 
 /// Copy a bytes-like object's contents (at most `limit` bytes of them) into `out` (which is empty).
@@ -851,21 +856,25 @@ fn py_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
     }
 }
 
-impl JsonNode for Bound<'_, PyAny> {
+/// A Python object seen by the JSON-RPC rules (a newtype: the rules' trait and `Bound` live in other crates).
+struct PyNode<'py>(Bound<'py, PyAny>);
+
+impl JsonNode for PyNode<'_> {
     fn kind(&self) -> JsonKind {
-        if self.is_instance_of::<PyDict>() {
+        let value = &self.0;
+        if value.is_instance_of::<PyDict>() {
             JsonKind::Object
-        } else if self.is_instance_of::<PyString>() {
+        } else if value.is_instance_of::<PyString>() {
             JsonKind::Str
-        } else if self.is_none() {
+        } else if value.is_none() {
             JsonKind::Null
-        } else if self.is_instance_of::<PyBool>() {
+        } else if value.is_instance_of::<PyBool>() {
             JsonKind::Bool
-        } else if self.is_instance_of::<PyInt>() {
+        } else if value.is_instance_of::<PyInt>() {
             JsonKind::Int
-        } else if self.is_instance_of::<PyList>() {
+        } else if value.is_instance_of::<PyList>() {
             JsonKind::Array
-        } else if self.is_instance_of::<PyFloat>() {
+        } else if value.is_instance_of::<PyFloat>() {
             JsonKind::Float
         } else {
             JsonKind::Other
@@ -873,12 +882,13 @@ impl JsonNode for Bound<'_, PyAny> {
     }
 
     fn member(&self, key: &str) -> Option<Self> {
-        let dict = self.cast::<PyDict>().ok()?;
-        dict.get_item(py_key(self.py(), key)).ok().flatten()
+        let dict = self.0.cast::<PyDict>().ok()?;
+        dict.get_item(py_key(self.0.py(), key)).ok().flatten().map(PyNode)
     }
 
     fn is_str(&self, s: &str) -> bool {
-        self.cast::<PyString>()
+        self.0
+            .cast::<PyString>()
             .ok()
             .is_some_and(|v| v.to_str().is_ok_and(|v| v == s))
     }
@@ -888,7 +898,7 @@ impl JsonNode for Bound<'_, PyAny> {
 #[pyfunction]
 #[pyo3(signature = (msg, /))]
 pub fn kind(msg: &Bound<'_, PyAny>) -> PyResult<&'static str> {
-    jsonrpc::classify(msg)
+    jsonrpc::classify(&PyNode(msg.clone()))
         .map(jsonrpc::MessageKind::name)
         .map_err(|detail| PyValueError::new_err(format!("not a JSON-RPC 2.0 message: {detail}")))
 }

@@ -20,7 +20,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyString};
 
-use crate::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, VERSION};
+use rpcwire_core::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, VERSION};
 
 /// Deepest nesting of arrays and objects a message may have (orjson's `loads` limit).
 pub const MAX_DEPTH: usize = 1024;

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use crate::errors::CodecError;
+use rpcwire_core::errors::CodecError;
 
 const ERRORS_MODULE: &str = "rpcwire._errors";
 
@@ -60,8 +60,15 @@ pub fn to_pyerr(py: Python<'_>, error: &CodecError) -> PyErr {
     }
 }
 
-impl From<CodecError> for PyErr {
-    fn from(error: CodecError) -> Self {
-        Python::attach(|py| to_pyerr(py, &error))
+/// `?` for core results in binding code: the error as its Python exception (the orphan rule keeps a
+/// `From<CodecError> for PyErr` out of this crate).
+pub trait IntoPy<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for Result<T, CodecError> {
+    #[inline]
+    fn py(self) -> PyResult<T> {
+        self.map_err(|error| Python::attach(|py| to_pyerr(py, &error)))
     }
 }

@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyMapping};
 use zeroize::Zeroizing;
 
-use crate::crypto::{KeyRing, KEY_LEN};
-use crate::errors::CodecError;
+use rpcwire_core::crypto::{KeyRing, KEY_LEN};
+use rpcwire_core::errors::CodecError;
 
 /// AES-256 keys by integer id: seal with the active key, open with whichever key a frame names.
 #[pyclass(module = "rpcwire", frozen)]
@@ -106,7 +106,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "key file path has no file name"))?;
     let mut suffix = [0u8; 6];
-    crate::crypto::fill_random(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    rpcwire_core::crypto::fill_random(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
     let suffix: String = suffix.iter().fold(String::new(), |mut s, b| {
         s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
         s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rpcwire::envelope::{split_records, Envelope, EnvelopeConfig, MAGIC};
-use rpcwire::framing::{FrameDecoder, Framing};
+use rpcwire_core::envelope::{split_records, Envelope, EnvelopeConfig, MAGIC};
+use rpcwire_core::framing::{FrameDecoder, Framing};
 
 fuzz_target!(|data: &[u8]| {
     let [pick, stream @ ..] = data else { return };

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use rpcwire::compress::Limits;
-use rpcwire::crypto::KeyRing;
-use rpcwire::envelope::{split_records, Envelope, EnvelopeConfig};
+use rpcwire_core::compress::Limits;
+use rpcwire_core::crypto::KeyRing;
+use rpcwire_core::envelope::{split_records, Envelope, EnvelopeConfig};
 
 fuzz_target!(|data: &[u8]| {
     let [pick, payload @ ..] = data else { return };

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rpcwire::errors::CodecError;
-use rpcwire::framing::{FrameDecoder, Framing};
+use rpcwire_core::errors::CodecError;
+use rpcwire_core::framing::{FrameDecoder, Framing};
 
 /// An error as the comparison sees it: an ndjson line's `FrameTooLarge` names the bytes seen so far, which
 /// depends on the reads; its kind and offset do not.

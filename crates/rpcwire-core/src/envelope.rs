@@ -342,7 +342,7 @@ pub fn split_records(body: &[u8]) -> impl Iterator<Item = CodecResult<&[u8]>> {
 }
 
 /// The test vectors of docs/wire-format.md section 5, regenerated from this implementation.
-/// `cargo test --no-default-features --lib print_test_vectors -- --ignored --nocapture` prints them.
+/// `cargo test -p rpcwire-core --lib print_test_vectors -- --ignored --nocapture` prints them.
 #[cfg(test)]
 pub(crate) mod vectors {
     use std::fmt::Write as _;
@@ -534,12 +534,12 @@ mod tests {
 
     #[test]
     fn the_document_holds_the_current_test_vectors() {
-        let doc = include_str!("../docs/wire-format.md");
+        let doc = include_str!("../../../docs/wire-format.md");
         let rendered = vectors::render();
         assert!(
             doc.contains(&rendered),
             "docs/wire-format.md section 5 is stale; regenerate with \
-             `cargo test --no-default-features --lib print_test_vectors -- --ignored --nocapture`"
+             `cargo test -p rpcwire-core --lib print_test_vectors -- --ignored --nocapture`"
         );
     }
 
