@@ -190,6 +190,9 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._write_done = False
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._drop_reported = False  # a reconnecting Transport told a receiver about this connection's end
+        #: Socket connections name the likeliest cause of a close before any reply (a key or framing mismatch);
+        #: a child or a stdio parent that ends early has reasons of its own (its exit status says more).
+        self.mismatch_hint = False
         self.close_timeout = CLOSE_TIMEOUT
 
     # ----------------------------------------------------------------- asyncio callbacks
@@ -337,7 +340,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _connection_closed(self, message: str | None = None) -> ConnectionClosed:
         if message is None:
             message = "connection closed"
-            if not self._closing and self.messages_in == 0 and self.count_sent() > 0:
+            if self.mismatch_hint and not self._closing and self.messages_in == 0 and self.count_sent() > 0:
                 # Sent something, heard nothing: the likeliest cause is a peer that could not read us.
                 message = "connection closed by the peer before any reply (a key or framing mismatch?)"
         err = ConnectionClosed(message)

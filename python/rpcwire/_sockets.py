@@ -124,7 +124,9 @@ async def _dial(
     codec = new_codec(kwargs)
 
     def factory() -> RpcProtocol:
-        return RpcProtocol(codec, loop)
+        proto = RpcProtocol(codec, loop)
+        proto.mismatch_hint = True
+        return proto
 
     transport: asyncio.BaseTransport
     if addr.scheme == "unix":

@@ -111,6 +111,21 @@ def test_a_client_hears_why_a_keyed_server_hung_up(sock_path: str) -> None:
     asyncio.run(main())
 
 
+def test_a_child_that_exits_unanswered_is_not_blamed_on_a_mismatch() -> None:
+    """A child that ends before replying has its own reasons; its exit status is the message, not a guess."""
+
+    async def main() -> None:
+        code = "import sys; sys.stdin.readline(); sys.exit(3)"
+        async with rpcwire.spawn([sys.executable, "-c", code]) as t:
+            await t.send(request(1))
+            with pytest.raises(rpcwire.ConnectionClosed) as caught:
+                await asyncio.wait_for(t.receive(), 10)
+            assert "mismatch" not in str(caught.value)
+            assert caught.value.exit_code == 3
+
+    asyncio.run(main())
+
+
 def test_rpcwire_connect_says_what_most_likely_happened(sock_path: str, tmp_path: Path) -> None:
     async def main() -> None:
         ring = rpcwire.Keyring.generate()
