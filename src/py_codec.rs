@@ -46,13 +46,23 @@ pub struct Codec {
     json: Decoder,
 }
 
+const _: () = assert!(
+    rpcwire_core::jsonrpc::DEFAULT_MAX_BATCH == 1024,
+    "Codec's max_batch default"
+);
+const _: () = assert!(
+    rpcwire_core::compress::DEFAULT_MAX_EXPANSION == 4096,
+    "Codec's max_expansion default"
+);
+
 /// What one codec lets a peer make it build, and what decompression has added to the input so far.
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     /// Most elements a received batch, or records a received multi envelope, may hold.
     max_batch: usize,
     /// Bytes decompression added to the wire bytes since the last `take_inflated`: a transport counts them
-    /// against its receive queue, which is measured in bytes, so compressed input cannot queue 64x more.
+    /// against its receive queue, which is measured in bytes, so compressed input cannot queue `max_expansion`
+    /// times more than its bound.
     inflated: usize,
 }
 
@@ -83,8 +93,8 @@ impl Codec {
         max_batch=1024,
         max_expansion=4096,
     ))]
-    // The defaults are written out so Python's signature shows them; a test holds them to
-    // jsonrpc::DEFAULT_MAX_BATCH and compress::DEFAULT_MAX_EXPANSION.
+    // The defaults are written out so Python's signature shows them; the assertions below `Codec` hold them to
+    // the core's constants, tests/test_budgets.py to the Python ones.
     #[allow(clippy::too_many_arguments)]
     fn new(
         framing: Option<&str>,

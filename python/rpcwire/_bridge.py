@@ -34,6 +34,7 @@ from typing import Any
 
 import rpcwire
 
+from ._address import parse_address
 from ._errors import ConnectionClosed, ProtocolError, RpcWireError
 from ._sockets import DEFAULT_AUTH_TIMEOUT, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
@@ -319,16 +320,12 @@ def _loopback(host: str | None) -> bool:
 
 def run_bridge(args: argparse.Namespace) -> int:
     """`rpcwire bridge`: returns the exit status (0 after SIGINT/SIGTERM, 1 if it cannot listen)."""
-    from ._options import UsageError, check_address, codec_options, tls_context
+    from ._options import connection_options
 
-    address = check_address("LISTEN_ADDRESS", args.listen)
-    options = codec_options(args)
-    tls = tls_context(args, server=True)
-    if tls is not None:
-        if address.scheme != "tcp":
-            raise UsageError("--tls-cert is for tcp:// addresses")
-        options["ssl"] = tls
-    if address.scheme == "tcp" and not _loopback(address.host) and options.get("keyring") is None and tls is None:
+    options = connection_options(args, "LISTEN_ADDRESS", args.listen, server=True)
+    address = parse_address(args.listen)
+    unprotected = options.get("keyring") is None and options.get("ssl") is None
+    if address.scheme == "tcp" and not _loopback(address.host) and unprotected:
         log.warning(
             "bridge: serving %s on %s without --key-file: anyone who can reach this address can run it, and the "
             "traffic is plaintext",
@@ -346,15 +343,9 @@ def run_bridge(args: argparse.Namespace) -> int:
 
 def run_connect(args: argparse.Namespace) -> int:
     """`rpcwire connect`: returns the exit status (0 on EOF from either side, 1 if it cannot connect)."""
-    from ._options import UsageError, check_address, codec_options, tls_context
+    from ._options import connection_options
 
-    address = check_address("ADDRESS", args.address)
-    options = codec_options(args)
-    tls = tls_context(args, server=False)
-    if tls is not None:
-        if address.scheme != "tcp":
-            raise UsageError("--tls options are for tcp:// addresses")
-        options["ssl"] = tls
+    options = connection_options(args, "ADDRESS", args.address, server=False)
     try:
         stdio = local_framing(args.stdio_framing, options)
         asyncio.run(connect(args.address, options, retry=args.retry, stdio_framing=stdio))

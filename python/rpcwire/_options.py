@@ -20,6 +20,7 @@ __all__ = (
     "add_tls_options",
     "check_address",
     "codec_options",
+    "connection_options",
     "int_at_least",
     "load_keyring",
     "parse_size",
@@ -266,3 +267,20 @@ def codec_options(args: argparse.Namespace) -> dict[str, Any]:
     if key_file is not None:
         opts["keyring"] = load_keyring(key_file)
     return opts
+
+
+def connection_options(args: argparse.Namespace, option: str, address: str, *, server: bool) -> dict[str, Any]:
+    """The keyword arguments for ``rpcwire.serve`` (``server``) or ``rpcwire.connect`` from the codec and TLS
+    options, after checking the address given as ``option``.
+
+    Raises:
+        UsageError: a bad address, codec option or TLS option, or TLS asked for a Unix socket.
+    """
+    scheme = check_address(option, address).scheme
+    options = codec_options(args)
+    tls = tls_context(args, server=server)
+    if tls is not None:
+        if scheme != "tcp":
+            raise UsageError(f"{option}: the --tls options are for tcp:// addresses")
+        options["ssl"] = tls
+    return options

@@ -76,18 +76,11 @@ def claim_std_stream(fd: int, stream: Any, mode: str) -> tuple[Any, Callable[[],
     except OSError as exc:
         logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
         return stream.buffer, lambda: _unclaim(fd)
-    if fd == 1:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
     if not _divert(fd):
         os.close(private)
         return stream.buffer, lambda: _unclaim(fd)
 
     def release() -> None:
-        if fd == 1:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-            flush_c_stdio()
         _give_back(private, fd)
         _unclaim(fd)
 
@@ -104,8 +97,20 @@ def dup_above_std(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
 
 
+def _flush_stdout() -> None:
+    """Write out what Python's and C's stdio buffered for fd 1, to wherever fd 1 points now. C's matters too:
+    native code that wrote with printf while fd 1 was stderr (fully buffered on a pipe) would otherwise have
+    that text flushed onto the wire at exit, after fd 1 is the wire again."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    flush_c_stdio()
+
+
 def _give_back(saved: int, fd: int) -> None:
-    """Point ``fd`` at the wire again; a failed restore is logged, never turned into a crash at exit."""
+    """Point ``fd`` at the wire again (fd 1: once what was buffered for its diversion went there); a failed
+    restore is logged, never turned into a crash at exit."""
+    if fd == 1:
+        _flush_stdout()
     try:
         os.dup2(saved, fd)
     except OSError as exc:
@@ -128,19 +133,19 @@ def _open_diversion(fd: int) -> int:
 
 
 def _divert(fd: int) -> bool:
-    """Point ``fd`` at its diversion; False (logged) when that cannot be done."""
+    """Point ``fd`` at its diversion (fd 1: once what was buffered for the wire went there); False (logged) when
+    that cannot be done."""
+    if fd == 1:
+        _flush_stdout()
     try:
         diversion = _open_diversion(fd)
+        try:
+            os.dup2(diversion, fd)
+        finally:
+            os.close(diversion)
     except OSError as exc:
         logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
         return False
-    try:
-        os.dup2(diversion, fd)
-    except OSError as exc:
-        logger.warning("rpcwire: cannot guard fd %d (%r); serving it in place", fd, exc)
-        return False
-    finally:
-        os.close(diversion)
     return True
 
 
@@ -170,8 +175,6 @@ class _Fds:
         """fd 0 <- /dev/null, fd 1 <- fd 2: a stray ``print`` or ``input`` cannot touch the wire. Best effort,
         as the MCP SDK's claim: an unusable stderr diverts fd 1 to the null device, and a diversion that cannot
         be made at all leaves that descriptor as it is (logged) rather than refusing to serve."""
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
         _divert(0)
         _divert(1)
 
@@ -179,19 +182,13 @@ class _Fds:
         if self.restored:
             return
         self.restored = True
-        if self.guard:
-            _unclaim(0, 1)
         # asyncio made the wire's file descriptions non-blocking; a parent shell sharing them expects them back.
         set_blocking_quietly(self.saved_in, self.was_blocking[0])
         set_blocking_quietly(self.saved_out, self.was_blocking[1])
         if self.guard:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-            # C's stdio buffers too: native code that wrote with printf while fd 1 was stderr (fully buffered
-            # on a pipe) would otherwise have that text flushed onto the wire at exit.
-            flush_c_stdio()
             _give_back(self.saved_in, 0)
             _give_back(self.saved_out, 1)
+            _unclaim(0, 1)
         os.close(self.saved_in)
         os.close(self.saved_out)
 
