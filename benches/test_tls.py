@@ -12,5 +12,6 @@ from benches import tls
 def test_tls_bench_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(tls.main(rounds=1, round_trips=20, messages=200))
     out = capsys.readouterr().out
-    for setup in ("plaintext", "TLS", "envelope"):
+    for setup in ("plaintext", "TLS", "session", "stream form"):
         assert f"| {setup} |" in out
+    assert "session vs stream form" in out

@@ -1,10 +1,14 @@
-"""TLS against plaintext TCP and against the pre-shared-key envelope, in one process: ``python -m benches.tls``.
+"""TLS and the pre-shared-key envelope against plaintext TCP, in one process: ``python -m benches.tls``.
 
-Each round runs the same workload over three TCP set-ups, in turn: plaintext, TLS (``ssl=``, a certificate made
-here with ``cryptography``), and the AES-256-GCM envelope (a keyring, ``length`` framing). The workload: a fresh
-connection (its connect time), ``--round-trips`` sequential 150 B round trips, and ``--messages`` one-way 150 B
-messages answered by a ``handle()`` server. Prints the median of each figure over the rounds and its ratio to
-plaintext (>1: slower than plaintext). Rounds interleave the set-ups, so the machine's drift hits all three.
+Each round runs the same workload over four TCP set-ups, in turn: plaintext, TLS (``ssl=``, a certificate made
+here with ``cryptography``), the AES-256-GCM envelope in sessions (a keyring: the Noise NNpsk0 handshake, then
+per-connection keys; what the transports do), and the envelope in the stream form (a keyring's key sealing every
+frame, no handshake: rpcwire 0.1's transports, kept for one-way use; run here through ``_protocol.codec_class``).
+The workload: a fresh connection (``connect`` returning, and its first reply: connect, handshake, one round
+trip), ``--round-trips`` sequential 150 B round trips, and ``--messages`` one-way 150 B messages answered by a
+``handle()`` server. Prints the median of each figure over the rounds and its ratio to plaintext (>1: slower than
+plaintext), then sessions against the stream form. Rounds interleave the set-ups, so the machine's drift hits
+all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import rpcwire
+import rpcwire._protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -56,7 +61,21 @@ def contexts(d: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
+def stream_form(**kwargs: Any) -> rpcwire.Codec:
+    """A codec as rpcwire 0.1's transports made them: the keyring's key seals every frame, no handshake."""
+    kwargs.pop("handshake", None)
+    return rpcwire.Codec(**kwargs)
+
+
 async def one(setup: dict[str, Any], round_trips: int, messages: int) -> dict[str, float]:
+    rpcwire._protocol.codec_class = setup.get("codec")
+    try:
+        return await measure(setup, round_trips, messages)
+    finally:
+        rpcwire._protocol.codec_class = None
+
+
+async def measure(setup: dict[str, Any], round_trips: int, messages: int) -> dict[str, float]:
     got = asyncio.Event()
     count = 0
 
@@ -77,6 +96,9 @@ async def one(setup: dict[str, Any], round_trips: int, messages: int) -> dict[st
         started = time.perf_counter()
         t = await rpcwire.connect(server.address, **setup["client"])
         connected = time.perf_counter()
+        await t.send(MSG)
+        await t.receive()
+        first = time.perf_counter()
         for _ in range(round_trips):
             await t.send(MSG)
             await t.receive()
@@ -89,7 +111,8 @@ async def one(setup: dict[str, Any], round_trips: int, messages: int) -> dict[st
         await t.close()
     return {
         "connect ms": (connected - started) * 1e3,
-        "round trip us": (trips - connected) / round_trips * 1e6,
+        "first reply ms": (first - started) * 1e3,
+        "round trip us": (trips - first) / round_trips * 1e6,
         "one-way msg/s": messages / (done - trips),
     }
 
@@ -101,7 +124,8 @@ async def main(rounds: int, round_trips: int, messages: int) -> None:
         setups = {
             "plaintext": {"server": {}, "client": {}},
             "TLS": {"server": {"ssl": server_ctx}, "client": {"ssl": client_ctx}},
-            "envelope": {"server": {"keyring": ring}, "client": {"keyring": ring}},
+            "session": {"server": {"keyring": ring}, "client": {"keyring": ring}},
+            "stream form": {"server": {"keyring": ring}, "client": {"keyring": ring}, "codec": stream_form},
         }
         results: dict[str, dict[str, list[float]]] = {name: {} for name in setups}
         for _ in range(rounds):
@@ -120,6 +144,12 @@ async def main(rounds: int, round_trips: int, messages: int) -> None:
             ratio = base / value if figure.endswith("/s") else value / base
             cells += [f"{value:,.1f}", f"{ratio:.2f}x"]
         print(f"| {name} | " + " | ".join(cells) + " |")  # noqa: T201
+    # Sessions against the stream form, as a speed (>1: sessions are faster).
+    cells = []
+    for figure in figures:
+        session, stream = (statistics.median(results[n][figure]) for n in ("session", "stream form"))
+        cells.append(f"{figure}: {session / stream if figure.endswith('/s') else stream / session:.2f}x")
+    print("\nsession vs stream form (speed, >1 faster): " + ", ".join(cells))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ use rpcwire_core::envelope::{self, Envelope, EnvelopeConfig};
 use rpcwire_core::errors::{CodecError, CodecResult};
 use rpcwire_core::framing::{self, Frame, FrameDecoder, Framing, FramingChoice};
 use rpcwire_core::jsonrpc::{self, JsonKind, JsonNode, Recorded, TopLevel};
+use rpcwire_core::session::Role;
 
 /// Bodies at least this large are sealed and opened with the GIL released.
 const DETACH_MIN: usize = 64 * 1024;
@@ -92,6 +93,7 @@ impl Codec {
         *,
         max_batch=1024,
         max_expansion=4096,
+        handshake=None,
     ))]
     // The defaults are written out so Python's signature shows them; the assertions below `Codec` hold them to
     // the core's constants, tests/test_budgets.py to the Python ones.
@@ -104,8 +106,10 @@ impl Codec {
         max_frame_size: i64,
         max_batch: usize,
         max_expansion: usize,
+        handshake: Option<&str>,
     ) -> PyResult<Self> {
         let compression = compression.map(Compression::from_name).transpose().py()?;
+        let handshake = handshake.map(Role::from_name).transpose().py()?;
         let keyring_inner = keyring.as_ref().map(keyring_arc).transpose()?;
         let enveloped = compression.is_some() || keyring_inner.is_some();
         let choice = match framing {
@@ -113,6 +117,11 @@ impl Codec {
             None => FramingChoice::Fixed(Framing::Ndjson),
             Some(name) => FramingChoice::from_name(name).py()?,
         };
+        if handshake.is_some() && keyring_inner.is_none() {
+            return Err(PyValueError::new_err(
+                "handshake needs a keyring: it derives the session keys from one",
+            ));
+        }
         if choice == FramingChoice::Fixed(Framing::Ndjson) && enveloped {
             return Err(PyValueError::new_err(
                 "compression and keyring need a binary framing ('length', 'content-length' or 'auto'), not 'ndjson'",
@@ -132,6 +141,7 @@ impl Codec {
             keyring: keyring_inner,
             max_frame_size,
             max_expansion,
+            handshake,
         })
         .py()?;
         let detected = match choice {
@@ -191,6 +201,26 @@ impl Codec {
         self.decoder.buffered()
     }
 
+    /// The session handshake role (`"initiator"` or `"responder"`), or `None` for the stream form.
+    #[getter]
+    fn handshake(&self) -> Option<&'static str> {
+        self.envelope.handshake().map(Role::name)
+    }
+
+    /// True when `encode` can seal: no handshake configured, or the handshake is done.
+    #[getter]
+    pub(crate) fn established(&self) -> bool {
+        self.envelope.established()
+    }
+
+    /// Bytes the codec itself has to send (the handshake: the initiator's hello from the start, the
+    /// responder's reply once `feed` has read the hello), framed; `b""` when there are none. Write them
+    /// before anything `encode` returns.
+    fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let out = self.take_data_to_send()?;
+        Ok(PyBytes::new(py, &out))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let framing = match self.choice {
             FramingChoice::Fixed(f) => f.name(),
@@ -205,11 +235,14 @@ impl Codec {
         };
         Ok(format!(
             "rpcwire.Codec(framing='{framing}', compression={compression}, compress_min_size={}, \
-             keyring={keyring}, max_frame_size={}, max_batch={}, max_expansion={})",
+             keyring={keyring}, max_frame_size={}, max_batch={}, max_expansion={}{})",
             self.compress_min_size,
             self.max_frame_size,
             self.budget.max_batch,
-            self.envelope.config().max_expansion
+            self.envelope.config().max_expansion,
+            self.envelope
+                .handshake()
+                .map_or(String::new(), |role| format!(", handshake='{}'", role.name()))
         ))
     }
 
@@ -292,6 +325,15 @@ impl Codec {
 }
 
 impl Codec {
+    /// The framed handshake frame waiting to be sent, or nothing.
+    pub(crate) fn take_data_to_send(&mut self) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(payload) = self.envelope.take_outbox() {
+            framing::write_frame(&mut out, self.out_framing(), &payload, self.max_frame_size).py()?;
+        }
+        Ok(out)
+    }
+
     /// Bytes decompression added to the input since the last call (see [`Budget::inflated`]).
     pub(crate) fn take_inflated(&mut self) -> usize {
         std::mem::take(&mut self.budget.inflated)
@@ -423,12 +465,13 @@ impl Codec {
     ) -> PyResult<()> {
         let mark = framing::begin_frame(out, framing);
         let at = out.len();
-        out.resize(at + envelope::SEALED_HEADER_LEN, 0);
+        let header_len = self.envelope.sealed_header_len();
+        out.resize(at + header_len, 0);
         write_message(out, msg, framing)?;
-        let body_len = out.len() - at - envelope::SEALED_HEADER_LEN;
+        let body_len = out.len() - at - header_len;
         self.check_size(body_len).py()?;
         if !self.envelope.seals_in_place(body_len) {
-            let body = out.split_off(at + envelope::SEALED_HEADER_LEN);
+            let body = out.split_off(at + header_len);
             out.truncate(mark.header);
             return self.seal_into(py, out, framing, body, false);
         }
@@ -651,6 +694,7 @@ fn handle_frame<'py>(
     }
     let max_batch = budget.max_batch;
     match opened {
+        Ok(opened) if opened.control => Ok(()),
         Ok(opened) if opened.multi => {
             // Counted first (a walk over the record headers, nothing built): an envelope over the budget is one
             // item, not a record's worth of work for each of millions of records.

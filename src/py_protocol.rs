@@ -103,6 +103,9 @@ pub struct ProtocolCore {
     flush_cap: usize,
     #[pyo3(get, set, name = "_write_paused")]
     write_paused: bool,
+    /// The codec's session handshake is not done: sends wait in `out`, reads go through `_handshake_received`.
+    #[pyo3(get, set, name = "_held")]
+    held: bool,
     #[pyo3(get, set)]
     messages_in: i64,
     #[pyo3(get, set)]
@@ -152,8 +155,17 @@ impl ProtocolCore {
             .import(intern!(py, "collections"))?
             .getattr(intern!(py, "deque"))?
             .call0()?;
+        let fast = codec.cast::<Codec>().ok().map(|c| c.clone().unbind());
+        let held = match &fast {
+            Some(c) => !c.bind(py).borrow().established(),
+            // A codec written in Python has a handshake to wait for only if it says so.
+            None => match codec.getattr_opt(intern!(py, "established"))? {
+                Some(established) => !established.is_truthy()?,
+                None => false,
+            },
+        };
         Ok(Self {
-            fast: codec.cast::<Codec>().ok().map(|c| c.clone().unbind()),
+            fast,
             codec: codec.unbind(),
             event_loop: event_loop.unbind(),
             rt: None,
@@ -177,6 +189,7 @@ impl ProtocolCore {
             wrote_eagerly: false,
             flush_cap: FLUSH_FIRST_MESSAGES,
             write_paused: false,
+            held,
             messages_in: 0,
             messages_out: 0,
             bytes_in: 0,
@@ -413,7 +426,7 @@ impl ProtocolCore {
         let py = slf.py();
         let (out, wt, refs) = {
             let mut this = slf.borrow_mut();
-            if this.out.bind(py).is_empty() {
+            if this.held || this.out.bind(py).is_empty() {
                 return Ok(());
             }
             let out = std::mem::replace(&mut this.out, PyList::empty(py).unbind());
@@ -553,6 +566,11 @@ impl ProtocolCore {
             }
             this.wrote_eagerly = false;
             this.bytes_in = this.bytes_in.saturating_add(wide(len));
+            if this.held {
+                drop(this);
+                slf.call_method1(intern!(py, "_handshake_received"), (chunk(data, limit)?,))?;
+                return Ok(());
+            }
             let handler = if this.paused_for_writes {
                 None
             } else {

@@ -168,3 +168,39 @@ def test_a_forked_child_never_continues_the_parents_nonce_stream() -> None:
     parent, child = bytes.fromhex(out[0]), bytes.fromhex(out[1])
     assert parent[8:] == (1).to_bytes(4, "big"), "the parent goes on with its own stream"
     assert child[:8] != parent[:8], "the child sealed under a fresh prefix, not the parent's"
+
+
+def test_a_forked_child_cannot_seal_on_its_parents_session() -> None:
+    """A session's nonces are its sequence numbers: a forked child sealing on the parent's connection would
+    reuse them, so it refuses, clearly; the parent goes on."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = """
+    import os, rpcwire
+    ring = rpcwire.Keyring({1: b"k" * 32}, active=1)
+    i = rpcwire.Codec(keyring=ring, handshake="initiator")
+    r = rpcwire.Codec(keyring=ring, handshake="responder")
+    r.feed(i.data_to_send())
+    i.feed(r.data_to_send())
+    msg = {"jsonrpc": "2.0", "method": "n"}
+    r.feed(i.encode(msg))
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            i.encode(msg)
+            os.write(wr, b"sealed")
+        except ValueError as exc:
+            os.write(wr, str(exc).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(os.read(rd, 1000).decode())
+    print(r.feed(i.encode({"jsonrpc": "2.0", "method": "parent"})))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    assert "forked child cannot seal" in out[0]
+    assert out[1] == "[{'jsonrpc': '2.0', 'method': 'parent'}]"

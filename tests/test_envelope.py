@@ -116,7 +116,8 @@ class TestFramingRefusals:
     @pytest.mark.parametrize(
         ("payload", "message"),
         [
-            (b"\xfb\x02\x00" + BODY, "unknown envelope version 2"),
+            (b"\xfb\x02\x00" + BODY, "envelope version 2 \\(a session frame\\) reached a codec without a handshake"),
+            (b"\xfb\x03\x00" + BODY, "unknown envelope version 3"),
             (b"\xfb\x01\x10" + BODY, "reserved"),
             (b"\xfb\x01\x84" + bytes(60), "reserved"),
             (b"\xfb\x01\x03" + BODY, "zstd not supported by this build"),

@@ -38,7 +38,7 @@ class Vector:
 
 def load_vectors() -> list[Vector]:
     text = DOC.read_text(encoding="utf-8")
-    section = text[text.index("## 5. Test vectors") :]
+    section = text[text.index("## 5. Test vectors") : text.index("## 6. Session test vectors")]
     vectors = []
     for title, body in re.findall(r"^### (.+?)\n\n```text\n(.*?)```", section, re.S | re.M):
         fields: dict[str, list[str]] = {}

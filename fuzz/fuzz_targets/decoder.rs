@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         keyring: None,
         max_frame_size: max,
         max_expansion: 4096,
+        handshake: None,
     }) else {
         return;
     };

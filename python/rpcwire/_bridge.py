@@ -225,6 +225,7 @@ async def relay(
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if forward.done() and not forward.cancelled() and forward.exception() is None and forward.result():
+            await b._proto.wait_established(b._proto.close_timeout)
             b._proto.close_write()
             await asyncio.wait([back], timeout=drain_timeout)
     finally:

@@ -35,6 +35,7 @@ class Codec:
         *,
         max_batch: int = 1024,
         max_expansion: int = 4096,
+        handshake: Literal["initiator", "responder"] | None = None,
     ) -> Codec:
         """Create a codec.
 
@@ -56,11 +57,17 @@ class Codec:
             max_expansion: decompressed bytes a received compressed body may hold per compressed byte;
                 decompression stops there (``FrameTooLarge``). A body that compresses better than this is
                 sent uncompressed, so two codecs with the same setting always understand each other.
+            handshake: with a keyring, do the session handshake (docs/wire-format.md 3.4) in this role and
+                seal with per-connection, per-direction keys: ``"initiator"`` for the side that connects,
+                ``"responder"`` for the side that accepts. Write ``data_to_send()`` after creating the codec
+                and after every ``feed``; ``encode`` works once ``established``. ``None`` (the default): the
+                stream form, every frame sealed under the keyring's key (one-way use; its limits are in
+                docs/security.md). rpcwire's transports set this themselves.
 
         Raises:
             ValueError: an unknown framing or compression name, compression or a keyring with ``"ndjson"``,
                 a negative ``compress_min_size``, or a ``max_frame_size``, ``max_batch`` or
-                ``max_expansion`` below 1.
+                ``max_expansion`` below 1, an unknown ``handshake`` role, or a handshake without a keyring.
             TypeError: ``keyring`` is not a ``Keyring``.
         """
 
@@ -91,6 +98,20 @@ class Codec:
     @property
     def buffered(self) -> int:
         """Bytes held waiting for the rest of a frame."""
+
+    @property
+    def handshake(self) -> Literal["initiator", "responder"] | None:
+        """The session handshake role, or None for the stream form."""
+
+    @property
+    def established(self) -> bool:
+        """True when ``encode`` can seal: no handshake configured, or the handshake is done. Before that,
+        ``encode`` and ``encode_many`` raise ``ValueError``."""
+
+    def data_to_send(self) -> bytes:
+        """The framed bytes the codec itself has to send, ``b""`` when none: the initiator's hello right after
+        creation, the responder's reply after the ``feed`` that read the hello. Write them before anything
+        ``encode`` returns."""
 
     def feed(self, data: bytes | bytearray | memoryview, /) -> list[_Item]:
         """Decode the next chunk of the input stream.
@@ -300,7 +321,7 @@ class ProtocolCore:
 
     Holds the state those paths share with the Python subclass, which provides the rare paths it calls by
     name: ``_fatal``, ``_handler_failed``, ``_answers_full``, ``dispatch``, ``_pause_reading``,
-    ``_pause_for_writes``, ``_encode_each`` and ``_dropped``.
+    ``_pause_for_writes``, ``_encode_each``, ``_dropped`` and ``_handshake_received``.
     """
 
     WRITE_HIGH_WATER: ClassVar[int]
@@ -340,6 +361,7 @@ class ProtocolCore:
     _wrote_eagerly: bool
     _flush_cap: int
     _write_paused: bool
+    _held: bool
     messages_in: int
     messages_out: int
     bytes_in: int

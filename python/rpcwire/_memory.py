@@ -17,6 +17,7 @@ from ._protocol import (
     RpcProtocol,
     codec_kwargs,
     new_codec,
+    session_kwargs,
 )
 from ._transport import Transport
 
@@ -160,8 +161,8 @@ def memory_pair(
     """
     loop = asyncio.get_running_loop()
     kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
-    pa = RpcProtocol(new_codec(kwargs), loop)
-    pb = RpcProtocol(new_codec(kwargs), loop)
+    pa = RpcProtocol(new_codec(session_kwargs(kwargs, "initiator")), loop)
+    pb = RpcProtocol(new_codec(session_kwargs(kwargs, "responder")), loop)
     ta = _MemoryPipe(loop, pa)
     tb = _MemoryPipe(loop, pb)
     ta._peer, tb._peer = tb, ta

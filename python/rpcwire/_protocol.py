@@ -53,6 +53,7 @@ __all__ = (
     "RpcProtocol",
     "codec_kwargs",
     "new_codec",
+    "session_kwargs",
 )
 
 logger = logging.getLogger("rpcwire")
@@ -113,6 +114,8 @@ class CodecLike(Protocol):
 
     def encode_many(self, msgs: Sequence[Any], /) -> bytes: ...
 
+    def data_to_send(self) -> bytes: ...
+
 
 #: The codec class the public functions build. Tests and the bench harness may point it at
 #: ``rpcwire.reference.Codec``; ``None`` means ``rpcwire.Codec``.
@@ -138,6 +141,14 @@ def codec_kwargs(
         "max_batch": max_batch,
         "max_expansion": max_expansion,
     }
+
+
+def session_kwargs(kwargs: dict[str, Any], role: str) -> dict[str, Any]:
+    """``kwargs`` for one side of a connection: with a keyring, that side of the session handshake
+    (docs/wire-format.md 3.4), so every connection seals under keys of its own."""
+    if kwargs.get("keyring") is None:
+        return kwargs
+    return {**kwargs, "handshake": role}
 
 
 def new_codec(kwargs: dict[str, Any]) -> CodecLike:
@@ -194,6 +205,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         #: a child or a stdio parent that ends early has reasons of its own (its exit status says more).
         self.mismatch_hint = False
         self.close_timeout = CLOSE_TIMEOUT
+        #: Done when sends are no longer held for the session handshake: it completed, or the connection ended.
+        self._settled: asyncio.Future[None] = self._loop.create_future()
+        if not self._held:
+            self._settled.set_result(None)
 
     # ----------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -204,6 +219,56 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _set_writer(self, transport: asyncio.WriteTransport) -> None:
         self._wt = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        # The initiator's hello goes first; so does a responder's reply to a hello read before its write
+        # side was attached (a pipe pair attaches one side at a time).
+        self._write_handshake()
+
+    # ----------------------------------------------------------------- the session handshake
+    def _write_handshake(self) -> None:
+        """Write what the codec has to send on its own (a handshake frame), ahead of any message."""
+        wt = self._wt
+        data_to_send = getattr(self._codec, "data_to_send", None)
+        if wt is None or self._closed or data_to_send is None:
+            return  # kept by the codec until there is somewhere to write it
+        data = data_to_send()
+        if data:
+            wt.write(data)
+            self.bytes_out += len(data)
+
+    def _handshake_received(self, data: bytes | memoryview) -> None:
+        """A chunk while the handshake is not done (``ProtocolCore.received`` sends it here): feed it, answer
+        the handshake, and once the session keys exist let the held sends go, in one write behind it."""
+        try:
+            items = self._codec.feed(data)
+        except Exception as exc:
+            self._fatal(exc)
+            return
+        self._write_handshake()
+        if getattr(self._codec, "established", True):
+            self._held = False
+            self._settle()
+            logger.debug("rpcwire: session established")
+        self._partial_bytes += len(data)
+        if items:
+            self._push(items)
+        if not self._held and self._out:
+            self.flush()
+
+    def _settle(self) -> None:
+        if not self._settled.done():
+            self._settled.set_result(None)
+
+    async def wait_established(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until sends are no longer held for the handshake."""
+        if not self._settled.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._settled), timeout)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "rpcwire: the session handshake did not complete within %.1f s; %d messages not sent",
+                    timeout,
+                    len(self._out),
+                )
 
     def _answers_full(self, rest: list[Any]) -> None:
         """Handler mode: the answers reached the flush cap with ``rest`` still to handle: write them, then go on
@@ -259,6 +324,8 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         if items:
             self._push(items)
         self._eof = True
+        if self._held:
+            self._settle()  # the handshake cannot complete now: nobody waits for it any longer
         _wake(self._waiters)
 
     def _fatal(self, exc: BaseException) -> None:
@@ -280,6 +347,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             self._resume_reading()
         # Both ways: a send after this raises ConnectionClosed (flush no longer asks the transport).
         self._closed = True
+        self._settle()
         _wake(self._write_waiters)
         for t in {self._rt, self._wt}:
             if t is not None and not t.is_closing():
@@ -300,12 +368,14 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             logger.debug("rpcwire: connection lost with %d unsent messages", len(self._out))
             self._out = []
         _wake(self._write_waiters)
+        self._settle()
         self._write_done = True
         self._maybe_done()
 
     def _maybe_done(self) -> None:
         if self._read_done and self._write_done and not self._lost.done():
             self._lost.set_result(None)
+            self._settle()
 
     def _pause_reading(self) -> None:
         rt = cast("asyncio.ReadTransport | None", self._rt)
@@ -554,7 +624,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             self._lost.set_result(None)
 
     async def close(self) -> None:
-        """Flush what was sent, close, and wait (``close_timeout``) for the buffers to drain; then abort."""
+        """Flush what was sent, close, and wait (``close_timeout``) for the buffers to drain; then abort.
+        Sends held for the session handshake wait for it first (``close_timeout`` too)."""
+        if self._out and not self._closed:
+            await self.wait_established(self.close_timeout)
         self.close_nowait()
         if not self._lost.done():
             try:

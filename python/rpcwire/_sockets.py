@@ -26,6 +26,7 @@ from ._protocol import (
     RpcProtocol,
     codec_kwargs,
     new_codec,
+    session_kwargs,
 )
 from ._transport import Transport
 
@@ -212,7 +213,10 @@ async def connect(
     tls = ssl
     if tls is not None and addr.scheme != "tcp":
         raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
+    kwargs = session_kwargs(
+        codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
+        "initiator",
+    )
     if not reconnect:
         proto = await _dial(addr, kwargs, timeout, tls)
         return Transport(proto, "unix" if addr.scheme == "unix" else "tcp")
@@ -451,7 +455,10 @@ async def serve(
     tls = ssl
     if tls is not None and addr.scheme != "tcp":
         raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
+    kwargs = session_kwargs(
+        codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
+        "responder",
+    )
     loop = asyncio.get_running_loop()
     budgets = ConnectionBudgets(auth_timeout=auth_timeout, frame_timeout=frame_timeout, idle_timeout=idle_timeout)
     result = Server(addr, max_connections=max_connections, budgets=budgets, keyed=keyring is not None)

@@ -22,6 +22,7 @@ from ._protocol import (
     RpcProtocol,
     codec_kwargs,
     new_codec,
+    session_kwargs,
 )
 from ._transport import Opening, Transport
 
@@ -187,6 +188,7 @@ class ChildTransport(Transport):
         p = self._proto
         # Flush what was sent and close the child's stdin, but go on reading its stdout, dropping it: a child
         # blocked writing output nobody reads could otherwise never see its stdin end and exit by itself.
+        await p.wait_established(p.close_timeout)
         p.close_write()
         p.start_handling(_drop)
         try:
@@ -391,5 +393,8 @@ def spawn(
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("spawn() needs a program to run: argv is empty")
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
+    kwargs = session_kwargs(
+        codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
+        "initiator",
+    )
     return Opening(lambda: _open(args, cwd, env, stderr, kwargs, close_timeout, terminate_timeout))

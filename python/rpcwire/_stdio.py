@@ -20,6 +20,7 @@ from ._protocol import (
     RpcProtocol,
     codec_kwargs,
     new_codec,
+    session_kwargs,
 )
 from ._transport import Opening, Transport
 
@@ -281,5 +282,8 @@ def stdio(
         RuntimeError: (on entering) another guarding ``stdio()`` or ``rpcwire.mcp.stdio_server`` of this
             process is open: one stdin cannot feed two transports.
     """
-    kwargs = codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion)
+    kwargs = session_kwargs(
+        codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
+        "responder",
+    )
     return Opening(lambda: _open(kwargs, guard))

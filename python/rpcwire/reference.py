@@ -17,6 +17,8 @@ It is written from docs/wire-format.md alone, with ``orjson``, ``lz4``, ``brotli
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -30,6 +32,7 @@ import brotli  # type: ignore[import-untyped]
 import lz4.frame  # type: ignore[import-untyped]
 import orjson
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._errors import DecryptError, FrameTooLarge, FramingError, InvalidRequest, ParseError, ProtocolError
@@ -56,6 +59,16 @@ _FLAG_MULTI: Final = 0x08
 _FLAG_RESERVED: Final = 0xF0
 _PLAIN_HEADER: Final = 3
 _SEALED_HEADER: Final = 27
+_SESSION_VERSION: Final = 0x02
+_FLAG_HANDSHAKE: Final = 0x10
+_FLAG_RESERVED_V2: Final = 0xE0
+_SESSION_HEADER: Final = 11
+_NOISE_NAME: Final = b"Noise_NNpsk0_25519_AESGCM_SHA256"
+_PROLOGUE_LABEL: Final = b"rpcwire/2"
+_NOISE_MESSAGE: Final = 48  # an X25519 public key and the tag of an empty payload
+_HELLO: Final = 7 + _NOISE_MESSAGE
+_REPLY: Final = 3 + _NOISE_MESSAGE
+_ROLES: Final = ("initiator", "responder")
 _TAG: Final = 16
 _MAX_U32: Final = 0xFFFFFFFF
 #: Default ``max_batch``: most elements a received batch (and records a multi envelope) may hold.
@@ -336,6 +349,73 @@ class Keyring:
 # The codec
 
 
+def _noise_nonce(n: int) -> bytes:
+    return bytes(4) + n.to_bytes(8, "big")
+
+
+def _hkdf(ck: bytes, ikm: bytes, count: int) -> list[bytes]:
+    """Noise's HKDF: HMAC-SHA256 with the chaining key as the key of the extract step."""
+    temp = hmac.new(ck, ikm, hashlib.sha256).digest()
+    outputs: list[bytes] = []
+    previous = b""
+    for i in range(1, count + 1):
+        previous = hmac.new(temp, previous + bytes((i,)), hashlib.sha256).digest()
+        outputs.append(previous)
+    return outputs
+
+
+class _Noise:
+    """Noise's SymmetricState and CipherState for NNpsk0_25519_AESGCM_SHA256 (wire-format 3.4)."""
+
+    def __init__(self, key_id: int) -> None:
+        self.h = _NOISE_NAME  # exactly 32 bytes: used as it stands
+        self.ck = self.h
+        self.k: bytes | None = None
+        self.n = 0
+        self.mix_hash(_PROLOGUE_LABEL + key_id.to_bytes(4, "big"))
+
+    def mix_hash(self, data: bytes) -> None:
+        self.h = hashlib.sha256(self.h + data).digest()
+
+    def mix_key(self, ikm: bytes) -> None:
+        self.ck, self.k = _hkdf(self.ck, ikm, 2)
+        self.n = 0
+
+    def mix_key_and_hash(self, ikm: bytes) -> None:
+        self.ck, temp_h, self.k = _hkdf(self.ck, ikm, 3)
+        self.mix_hash(temp_h)
+        self.n = 0
+
+    def encrypt_and_hash(self, plaintext: bytes) -> bytes:
+        assert self.k is not None
+        ciphertext: bytes = AESGCM(self.k).encrypt(_noise_nonce(self.n), plaintext, self.h)
+        self.n += 1
+        self.mix_hash(ciphertext)
+        return ciphertext
+
+    def decrypt_and_hash(self, ciphertext: bytes, who: str) -> bytes:
+        assert self.k is not None
+        try:
+            plaintext: bytes = AESGCM(self.k).decrypt(_noise_nonce(self.n), ciphertext, self.h)
+        except InvalidTag:
+            raise DecryptError(f"handshake authentication failed: {who}") from None
+        self.n += 1
+        self.mix_hash(ciphertext)
+        return plaintext
+
+    def split(self) -> tuple[bytes, bytes]:
+        """The initiator's sending key, then the responder's."""
+        k1, k2 = _hkdf(self.ck, b"", 2)
+        return k1, k2
+
+
+def _dh(private: X25519PrivateKey, public: bytes) -> bytes:
+    try:
+        return private.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # cryptography refuses an all-zero result: a low-order point
+        raise DecryptError("handshake refused: the peer's ephemeral key is a low-order point") from None
+
+
 class Codec:
     """One connection's wire format, both directions, no I/O (the contract of ``rpcwire.Codec``).
 
@@ -352,6 +432,8 @@ class Codec:
             applies the budget to what it returns, not to what it spends.)
         max_expansion: decompressed bytes a received compressed body may hold per compressed
             byte (past it: FrameTooLarge); a body that compresses better is sent uncompressed.
+        handshake: with a keyring, "initiator" or "responder": do the session handshake and
+            seal with per-connection keys (wire-format 3.4); None: the stream form.
 
     Raises:
         ValueError: an unknown framing or compression, compression or a keyring with ndjson,
@@ -368,6 +450,7 @@ class Codec:
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_expansion: int = DEFAULT_MAX_EXPANSION,
+        handshake: str | None = None,
     ) -> None:
         if compression is not None and compression not in _COMPRESSIONS:
             raise ValueError(f"unknown compression {compression!r}: expected None, 'lz4' or 'brotli'")
@@ -375,6 +458,10 @@ class Codec:
             framing = "length" if compression is not None or keyring is not None else "ndjson"
         elif framing not in _FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}: expected one of {', '.join(_FRAMINGS)}")
+        if handshake is not None and handshake not in _ROLES:
+            raise ValueError(f"handshake must be 'initiator' or 'responder', not {handshake!r}")
+        if handshake is not None and keyring is None:
+            raise ValueError("handshake needs a keyring: it derives the session keys from one")
         if framing == "ndjson" and (compression is not None or keyring is not None):
             raise ValueError("compression and keyring need a binary framing (length, content-length or auto)")
         if type(compress_min_size) is not int or compress_min_size < 0:
@@ -410,6 +497,86 @@ class Codec:
         self._recv_seq = 0
         if self._keyring is not None:
             self._aead = {key_id: AESGCM(key) for key_id, key in self._keyring.keys.items()}
+
+        # Session state (wire-format 3.4): the role, where the handshake stands, the outbox and the keys.
+        self._handshake = handshake
+        self._session = {"initiator": "initiating", "responder": "awaiting"}.get(handshake or "")
+        self._outbox = b""
+        self._send_key: AESGCM | None = None
+        self._recv_key: AESGCM | None = None
+        self._noise: _Noise | None = None
+        self._ephemeral: X25519PrivateKey | None = None
+        if handshake == "initiator":
+            self._outbox = self._hello()
+
+    #: Where ephemeral private keys come from (tests inject fixed ones to check published vectors).
+    _ephemeral_source: Callable[[], bytes] = staticmethod(lambda: os.urandom(32))
+
+    @property
+    def handshake(self) -> str | None:
+        """The session handshake role, or None for the stream form."""
+        return self._handshake
+
+    @property
+    def established(self) -> bool:
+        """True when encode can seal: no handshake, or the handshake is done."""
+        return self._session is None or self._session == "established"
+
+    def data_to_send(self) -> bytes:
+        """The framed handshake frame waiting to be sent, or b""."""
+        payload, self._outbox = self._outbox, b""
+        return self._frame(payload, self._write_framing()) if payload else b""
+
+    def _hello(self) -> bytes:
+        keyring = self._keyring
+        assert keyring is not None
+        noise = self._noise = _Noise(keyring.active)
+        noise.mix_key_and_hash(keyring.keys[keyring.active])
+        e = self._ephemeral = X25519PrivateKey.from_private_bytes(self._ephemeral_source())
+        e_pub = e.public_key().public_bytes_raw()
+        noise.mix_hash(e_pub)
+        noise.mix_key(e_pub)
+        header = bytes((_MAGIC, _SESSION_VERSION, _FLAG_HANDSHAKE)) + keyring.active.to_bytes(4, "big")
+        return header + e_pub + noise.encrypt_and_hash(b"")
+
+    def _read_hello(self, payload: bytes) -> None:
+        if len(payload) != _HELLO:
+            raise DecryptError(f"handshake hello of {len(payload)} bytes where {_HELLO} were expected")
+        key_id = int.from_bytes(payload[3:7], "big")
+        keyring = self._keyring
+        assert keyring is not None
+        psk = keyring.keys.get(key_id)
+        if psk is None:
+            raise DecryptError(f"handshake names unknown key id {key_id}")
+        noise = _Noise(key_id)
+        noise.mix_key_and_hash(psk)
+        re = payload[7:39]
+        noise.mix_hash(re)
+        noise.mix_key(re)
+        noise.decrypt_and_hash(payload[39:], f"the initiator does not hold key id {key_id}")
+        e = X25519PrivateKey.from_private_bytes(self._ephemeral_source())
+        e_pub = e.public_key().public_bytes_raw()
+        noise.mix_hash(e_pub)
+        noise.mix_key(e_pub)
+        noise.mix_key(_dh(e, re))
+        self._outbox = bytes((_MAGIC, _SESSION_VERSION, _FLAG_HANDSHAKE)) + e_pub + noise.encrypt_and_hash(b"")
+        to_responder, to_initiator = noise.split()
+        self._send_key, self._recv_key = AESGCM(to_initiator), AESGCM(to_responder)
+
+    def _read_reply(self, payload: bytes) -> None:
+        if len(payload) != _REPLY:
+            raise DecryptError(f"handshake reply of {len(payload)} bytes where {_REPLY} were expected")
+        noise, e = self._noise, self._ephemeral
+        assert noise is not None
+        assert e is not None
+        re = payload[3:35]
+        noise.mix_hash(re)
+        noise.mix_key(re)
+        noise.mix_key(_dh(e, re))
+        noise.decrypt_and_hash(payload[35:], "the responder does not hold the key")
+        to_responder, to_initiator = noise.split()
+        self._send_key, self._recv_key = AESGCM(to_responder), AESGCM(to_initiator)
+        self._noise = self._ephemeral = None
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -452,7 +619,8 @@ class Codec:
         return (
             f"rpcwire.reference.Codec(framing={self._framing!r}, compression={self._compression!r}, "
             f"compress_min_size={self._compress_min_size}, keyring={self._keyring!r}, "
-            f"max_frame_size={self._max}, max_batch={self._max_batch}, max_expansion={self._max_expansion})"
+            f"max_frame_size={self._max}, max_batch={self._max_batch}, max_expansion={self._max_expansion}"
+            + (f", handshake={self._handshake!r})" if self._handshake else ")")
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -733,6 +901,16 @@ class Codec:
             raise FramingError(f"envelope header truncated to {size} bytes (at byte {offset})")
         version = payload[1]
         flags = payload[2]
+        session = self._session is not None
+        if version == _SESSION_VERSION and session:
+            self._open_session(payload, flags, offset, out)
+            return
+        if version == _VERSION and session:
+            raise DecryptError("version 1 envelope on a session connection: the peer does not do the session handshake")
+        if version == _SESSION_VERSION:
+            raise FramingError(
+                f"envelope version 2 (a session frame) reached a codec without a handshake (at byte {offset})"
+            )
         if version != _VERSION:
             raise FramingError(f"unknown envelope version {version} (at byte {offset})")
         if flags & _FLAG_RESERVED:
@@ -748,6 +926,11 @@ class Codec:
             raise DecryptError(f"unencrypted envelope reached a codec with a keyring (frame at byte {offset})")
         else:
             body = payload[_PLAIN_HEADER:]
+        self._deliver(body, flags, offset, out)
+
+    def _deliver(self, body: bytes, flags: int, offset: int, out: list[Item]) -> None:
+        """An opened body (still compressed as ``flags`` say) to its items."""
+        method = flags & _FLAG_COMPRESSION
         if method:
             try:
                 body = self._decompress(method, body, offset)
@@ -758,6 +941,42 @@ class Codec:
             self._records(body, out)
         else:
             out.append(_item(body, max_batch=self._max_batch))
+
+    def _open_session(self, payload: bytes, flags: int, offset: int, out: list[Item]) -> None:
+        """A version 2 payload: a handshake frame, or a data frame under the session keys."""
+        if flags & _FLAG_RESERVED_V2:
+            raise FramingError(f"reserved envelope flag bits set: {flags:#04x} (at byte {offset})")
+        if flags & _FLAG_HANDSHAKE:
+            if flags != _FLAG_HANDSHAKE:
+                raise FramingError(f"handshake frame with other flags set: {flags:#04x} (at byte {offset})")
+            state, self._session = self._session, "failed"
+            if state == "awaiting":
+                self._read_hello(payload)
+            elif state == "initiating":
+                self._read_reply(payload)
+            else:
+                raise DecryptError("handshake frame after the session was established (replayed or injected)")
+            self._session = "established"
+            return
+        if flags & _FLAG_COMPRESSION == 3:
+            raise FramingError(f"zstd is not supported by rpcwire.reference (at byte {offset})")
+        if not flags & _FLAG_ENCRYPTED:
+            raise DecryptError("unencrypted envelope refused: a session accepts only encrypted frames")
+        if self._session != "established" or self._recv_key is None:
+            raise DecryptError("data frame before the session handshake completed")
+        if len(payload) < _SESSION_HEADER + _TAG:
+            raise DecryptError(f"session frame shorter than {_SESSION_HEADER + _TAG} bytes")
+        seq = int.from_bytes(payload[3:11], "big")
+        if seq != self._recv_seq:
+            raise DecryptError(f"frame out of sequence: expected seq {self._recv_seq}, got {seq}")
+        try:
+            body: bytes = self._recv_key.decrypt(
+                _noise_nonce(seq), payload[_SESSION_HEADER:], payload[:_SESSION_HEADER]
+            )
+        except InvalidTag:
+            raise DecryptError(f"authentication failed (session frame {seq})") from None
+        self._recv_seq += 1
+        self._deliver(body, flags, offset, out)
 
     def _decrypt(self, payload: bytes) -> bytes:
         """Open a sealed envelope (wire-format 3.2); checks in the order the spec lists them."""
@@ -965,6 +1184,8 @@ class Codec:
 
     def _seal(self, body: bytes, multi: bool) -> bytes | None:
         """The envelope for ``body``, or None when it goes as plain frames."""
+        if self._session is not None and self._send_key is None:
+            raise ValueError("the session handshake is not complete: nothing can be sealed before it")
         method = 0
         if self._compression_code and len(body) >= self._compress_min_size:
             if self._compression_code == 1:
@@ -975,6 +1196,11 @@ class Codec:
                 body = packed
                 method = self._compression_code
         flags = method | (_FLAG_MULTI if multi else 0)
+        if self._send_key is not None:
+            header = bytes((_MAGIC, _SESSION_VERSION, flags | _FLAG_ENCRYPTED)) + self._send_seq.to_bytes(8, "big")
+            sealed_body: bytes = self._send_key.encrypt(_noise_nonce(self._send_seq), body, header)
+            self._send_seq += 1
+            return header + sealed_body
         keyring = self._keyring
         if keyring is not None:
             if self._counter > _MAX_U32:  # the counter would wrap: a fresh prefix keeps nonces unique

@@ -8,20 +8,32 @@ use std::sync::Arc;
 use crate::compress::{Compression, Limits};
 use crate::crypto::{KeyRing, NonceSequence, PrefixSource, NONCE_LEN, TAG_LEN};
 use crate::errors::{CodecError, CodecResult};
+use crate::session::{self, EphemeralSource, Initiator, Role, SessionKeys, NOISE_MESSAGE_LEN};
 
 /// First byte of every envelope; no JSON text starts with it and it never occurs in UTF-8.
 pub const MAGIC: u8 = 0xFB;
-/// The envelope version this build reads and writes.
+/// The envelope version of the stream form: a keyring's key seals every frame (one-way use, no handshake).
 pub const VERSION: u8 = 1;
+/// The envelope version of sessions: handshake frames, then frames sealed under per-connection keys.
+pub const SESSION_VERSION: u8 = 2;
 /// Header of an unencrypted envelope: magic, version, flags.
 pub const PLAIN_HEADER_LEN: usize = 3;
-/// Header of an encrypted envelope: magic, version, flags, key id, nonce, seq.
+/// Header of an encrypted stream-form envelope: magic, version, flags, key id, nonce, seq.
 pub const SEALED_HEADER_LEN: usize = 27;
+/// Header of a session data frame: magic, version 2, flags, seq.
+pub const SESSION_HEADER_LEN: usize = 11;
+/// The initiator's handshake frame: magic, version 2, flags 0x10, key id, then Noise's `e || tag`.
+pub const HELLO_LEN: usize = 7 + NOISE_MESSAGE_LEN;
+/// The responder's handshake frame: magic, version 2, flags 0x10, then Noise's `e || tag`.
+pub const REPLY_LEN: usize = PLAIN_HEADER_LEN + NOISE_MESSAGE_LEN;
 
 const FLAG_COMPRESSION: u8 = 0b0000_0011;
 const FLAG_ENCRYPTED: u8 = 0b0000_0100;
 const FLAG_MULTI: u8 = 0b0000_1000;
 const FLAG_RESERVED: u8 = 0b1111_0000;
+/// Version 2 only: a handshake frame (and then no other bit is set).
+const FLAG_HANDSHAKE: u8 = 0b0001_0000;
+const FLAG_RESERVED_V2: u8 = 0b1110_0000;
 
 /// What a codec was configured with.
 #[derive(Debug, Clone)]
@@ -33,6 +45,9 @@ pub struct EnvelopeConfig {
     /// Decompressed bytes a received compressed body may hold per compressed byte (and the most a sent body
     /// may compress by: one that compresses better goes uncompressed).
     pub max_expansion: usize,
+    /// With a keyring: do the session handshake in this role (connections), or `None` for the stream form
+    /// (one-way use).
+    pub handshake: Option<Role>,
 }
 
 impl EnvelopeConfig {
@@ -51,6 +66,49 @@ impl EnvelopeConfig {
 pub struct Opened<'a> {
     pub body: Cow<'a, [u8]>,
     pub multi: bool,
+    /// A handshake frame: it carried no message (`body` is empty and holds no record).
+    pub control: bool,
+}
+
+impl<'a> Opened<'a> {
+    fn message(body: Cow<'a, [u8]>, multi: bool) -> Self {
+        Self {
+            body,
+            multi,
+            control: false,
+        }
+    }
+
+    fn control() -> Self {
+        Self {
+            body: Cow::Borrowed(&[]),
+            multi: false,
+            control: true,
+        }
+    }
+}
+
+/// Where a session stands.
+enum Session {
+    /// The initiator sent its hello and waits for the reply.
+    Initiating(Initiator),
+    /// The responder waits for the hello.
+    Awaiting,
+    /// Boxed: two AES key schedules, far larger than the other states.
+    Established(Box<SessionKeys>),
+    /// A handshake failed: the stream is over (the decoder is poisoned).
+    Failed,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Initiating(_) => "Initiating",
+            Self::Awaiting => "Awaiting",
+            Self::Established(_) => "Established",
+            Self::Failed => "Failed",
+        })
+    }
 }
 
 /// Send and receive state of one connection's envelope (nonce prefix and counter, sequence numbers).
@@ -63,38 +121,94 @@ pub struct Envelope {
     send_seq: u64,
     /// Seq the next encrypted frame received must carry.
     recv_seq: u64,
+    /// Present iff `config.handshake` is.
+    session: Option<Session>,
+    /// A handshake frame payload waiting to be framed and written.
+    outbox: Option<Vec<u8>>,
+    ephemeral: EphemeralSource,
 }
 
 impl Envelope {
     pub fn new(config: EnvelopeConfig) -> CodecResult<Self> {
-        let nonces = match config.keyring {
-            Some(_) => Some(NonceSequence::new()?),
-            None => None,
-        };
-        Self::with_nonces(config, nonces)
+        Self::with_sources(config, None, session::os_ephemeral)
     }
 
     /// An envelope whose nonce prefixes come from `source` instead of the OS CSPRNG: for known-answer tests
     /// and the published test vectors only. Reusing a prefix under one key breaks AES-GCM.
     #[doc(hidden)]
     pub fn with_nonce_source(config: EnvelopeConfig, source: PrefixSource) -> CodecResult<Self> {
-        let nonces = match config.keyring {
-            Some(_) => Some(NonceSequence::with_source(source)?),
-            None => None,
-        };
-        Self::with_nonces(config, nonces)
+        Self::with_sources(config, Some(source), session::os_ephemeral)
     }
 
-    fn with_nonces(config: EnvelopeConfig, nonces: Option<NonceSequence>) -> CodecResult<Self> {
+    /// An envelope with injected randomness (nonce prefixes, handshake ephemerals): for known-answer tests and
+    /// the published test vectors only.
+    #[doc(hidden)]
+    pub fn with_sources(
+        config: EnvelopeConfig,
+        prefixes: Option<PrefixSource>,
+        ephemeral: EphemeralSource,
+    ) -> CodecResult<Self> {
         if config.compression == Some(Compression::Zstd) {
             return Err(CodecError::usage("compression 'zstd' is not supported by this build"));
         }
+        let mut outbox = None;
+        let (nonces, session) = match (&config.keyring, config.handshake) {
+            (None, None) => (None, None),
+            (None, Some(_)) => return Err(CodecError::usage("a handshake needs a keyring")),
+            (Some(_), None) => (
+                Some(match prefixes {
+                    Some(source) => NonceSequence::with_source(source)?,
+                    None => NonceSequence::new()?,
+                }),
+                None,
+            ),
+            (Some(_), Some(Role::Responder)) => (None, Some(Session::Awaiting)),
+            (Some(keyring), Some(Role::Initiator)) => {
+                let mut hello = Vec::with_capacity(HELLO_LEN);
+                hello.extend_from_slice(&[MAGIC, SESSION_VERSION, FLAG_HANDSHAKE]);
+                hello.extend_from_slice(&keyring.active().to_be_bytes());
+                let initiator = Initiator::start(keyring, ephemeral, &mut hello)?;
+                outbox = Some(hello);
+                (None, Some(Session::Initiating(initiator)))
+            }
+        };
         Ok(Self {
             config,
             nonces,
             send_seq: 0,
             recv_seq: 0,
+            session,
+            outbox,
+            ephemeral,
         })
+    }
+
+    /// The handshake role, when this envelope does sessions.
+    #[must_use]
+    pub fn handshake(&self) -> Option<Role> {
+        self.config.handshake
+    }
+
+    /// True when messages can be sealed: no handshake to do, or the handshake is done.
+    #[must_use]
+    pub fn established(&self) -> bool {
+        matches!(self.session, None | Some(Session::Established(_)))
+    }
+
+    /// The handshake frame payload waiting to be sent, if any (the initiator's hello from the start, the
+    /// responder's reply once the hello is opened). The caller frames and writes it before anything else.
+    pub fn take_outbox(&mut self) -> Option<Vec<u8>> {
+        self.outbox.take()
+    }
+
+    /// The header length of an encrypted envelope this side writes.
+    #[must_use]
+    pub fn sealed_header_len(&self) -> usize {
+        if self.session.is_some() {
+            SESSION_HEADER_LEN
+        } else {
+            SEALED_HEADER_LEN
+        }
     }
 
     /// The configuration this envelope was made with.
@@ -123,7 +237,7 @@ impl Envelope {
             .compression
             .filter(|_| body.len() >= self.config.compress_min_size);
         let multi_flag = if multi { FLAG_MULTI } else { 0 };
-        let Some(keyring) = self.config.keyring.as_deref() else {
+        if self.config.keyring.is_none() {
             let Some(c) = compression else { return Ok(None) };
             let mut out = Vec::with_capacity(PLAIN_HEADER_LEN + body.len() / 2 + 64);
             out.extend_from_slice(&[MAGIC, VERSION, c.code() | multi_flag]);
@@ -133,31 +247,26 @@ impl Envelope {
                 .limits()
                 .keeps(out.len() - PLAIN_HEADER_LEN, body.len())
                 .then_some(out));
-        };
-        let nonces = self
-            .nonces
-            .as_mut()
-            .ok_or_else(|| CodecError::usage("envelope has a keyring but no nonce sequence"))?;
-
-        let mut out = Vec::with_capacity(SEALED_HEADER_LEN + body.len() + TAG_LEN + 64);
-        out.resize(SEALED_HEADER_LEN, 0);
+        }
+        if !self.established() {
+            return Err(not_established());
+        }
+        let header_len = self.sealed_header_len();
+        let mut out = Vec::with_capacity(header_len + body.len() + TAG_LEN + 64);
+        out.resize(header_len, 0);
         let mut code = 0;
         if let Some(c) = compression {
             c.compress_into(body, &mut out)?;
-            if self.config.limits().keeps(out.len() - SEALED_HEADER_LEN, body.len()) {
+            if self.config.limits().keeps(out.len() - header_len, body.len()) {
                 code = c.code();
             } else {
-                out.truncate(SEALED_HEADER_LEN);
+                out.truncate(header_len);
             }
         }
         if code == 0 {
             out.extend_from_slice(body);
         }
-        let nonce = nonces.next_nonce()?;
-        let header = sealed_header(code | multi_flag, keyring.active(), nonce, self.send_seq);
-        out[..SEALED_HEADER_LEN].copy_from_slice(&header);
-        keyring.seal_in_place(nonce, &header, &mut out, SEALED_HEADER_LEN)?;
-        self.advance_seq()?;
+        self.seal_at(&mut out, 0, code | multi_flag)?;
         Ok(Some(out))
     }
 
@@ -168,24 +277,39 @@ impl Envelope {
         self.config.keyring.is_some() && (self.config.compression.is_none() || body_len < self.config.compress_min_size)
     }
 
-    /// Seal, with no copy, a body the caller wrote at `buf[at + SEALED_HEADER_LEN..]` after reserving
-    /// `SEALED_HEADER_LEN` bytes at `at`: the header is written there, the body encrypted in place and the tag
-    /// appended, so `buf[at..]` becomes the envelope. Only when `seals_in_place(body_len)`; `seal` otherwise.
+    /// Seal, with no copy, a body the caller wrote at `buf[at + sealed_header_len()..]` after reserving
+    /// `sealed_header_len()` bytes at `at`: the header is written there, the body encrypted in place and the
+    /// tag appended, so `buf[at..]` becomes the envelope. Only when `seals_in_place(body_len)`; `seal` otherwise.
     pub fn seal_in_place(&mut self, buf: &mut Vec<u8>, at: usize, multi: bool) -> CodecResult<()> {
-        let body_len = buf.len().saturating_sub(at + SEALED_HEADER_LEN);
-        if !self.seals_in_place(body_len) || buf.len() < at + SEALED_HEADER_LEN {
+        let header_len = self.sealed_header_len();
+        let body_len = buf.len().saturating_sub(at + header_len);
+        if !self.seals_in_place(body_len) || buf.len() < at + header_len {
             return Err(CodecError::usage(
                 "seal_in_place needs a keyring, no compression and a reserved header",
             ));
         }
-        let (Some(keyring), Some(nonces)) = (self.config.keyring.as_deref(), self.nonces.as_mut()) else {
-            return Err(CodecError::usage("envelope has a keyring but no nonce sequence"));
-        };
-        let nonce = nonces.next_nonce()?;
-        let flags = if multi { FLAG_MULTI } else { 0 };
-        let header = sealed_header(flags, keyring.active(), nonce, self.send_seq);
-        buf[at..at + SEALED_HEADER_LEN].copy_from_slice(&header);
-        keyring.seal_in_place(nonce, &header, buf, at + SEALED_HEADER_LEN)?;
+        self.seal_at(buf, at, if multi { FLAG_MULTI } else { 0 })
+    }
+
+    /// Write the header at `buf[at..]` and seal what follows it (session keys, or the keyring's active key).
+    fn seal_at(&mut self, buf: &mut Vec<u8>, at: usize, flags: u8) -> CodecResult<()> {
+        match &self.session {
+            Some(Session::Established(keys)) => {
+                let header = session_header(flags, self.send_seq);
+                buf[at..at + SESSION_HEADER_LEN].copy_from_slice(&header);
+                keys.seal_in_place(self.send_seq, &header, buf, at + SESSION_HEADER_LEN)?;
+            }
+            Some(_) => return Err(not_established()),
+            None => {
+                let (Some(keyring), Some(nonces)) = (self.config.keyring.as_deref(), self.nonces.as_mut()) else {
+                    return Err(CodecError::usage("envelope has a keyring but no nonce sequence"));
+                };
+                let nonce = nonces.next_nonce()?;
+                let header = sealed_header(flags, keyring.active(), nonce, self.send_seq);
+                buf[at..at + SEALED_HEADER_LEN].copy_from_slice(&header);
+                keyring.seal_in_place(nonce, &header, buf, at + SEALED_HEADER_LEN)?;
+            }
+        }
         self.advance_seq()
     }
 
@@ -214,11 +338,8 @@ impl Envelope {
         let [_, version, flags, ..] = *payload else {
             return Err(CodecError::framing("truncated envelope header", offset));
         };
-        if version != VERSION {
-            return Err(CodecError::framing(
-                format!("unknown envelope version {version}"),
-                offset,
-            ));
+        if self.is_session_version(version, offset)? {
+            return self.open_session(payload, flags, offset);
         }
         if flags & FLAG_RESERVED != 0 {
             return Err(CodecError::framing(
@@ -240,7 +361,7 @@ impl Envelope {
                 None => Cow::Borrowed(compressed),
                 Some(c) => Cow::Owned(c.decompress(compressed, self.config.limits(), offset)?),
             };
-            return Ok(Opened { body, multi });
+            return Ok(Opened::message(body, multi));
         }
 
         let Some(keyring) = self.config.keyring.as_deref() else {
@@ -288,11 +409,142 @@ impl Envelope {
             None => buf,
             Some(c) => c.decompress(&buf, self.config.limits(), offset)?,
         };
-        Ok(Opened {
-            body: Cow::Owned(body),
-            multi,
-        })
+        Ok(Opened::message(Cow::Owned(body), multi))
     }
+
+    /// Whether a payload of `version` is a session frame; an error when this envelope does not read it.
+    fn is_session_version(&self, version: u8, offset: u64) -> CodecResult<bool> {
+        match (version, self.session.is_some()) {
+            (VERSION, false) => Ok(false),
+            (SESSION_VERSION, true) => Ok(true),
+            (VERSION, true) => Err(CodecError::decrypt(
+                "version 1 envelope on a session connection: the peer does not do the session handshake \
+                 (an rpcwire older than 0.2, or a peer configured without it); upgrade both ends",
+            )),
+            (SESSION_VERSION, false) => Err(CodecError::framing(
+                "envelope version 2 (a session frame) reached a codec without a handshake: connections made \
+                 by rpcwire's transports do the handshake; a bare Codec needs handshake=",
+                offset,
+            )),
+            _ => Err(CodecError::framing(
+                format!("unknown envelope version {version}"),
+                offset,
+            )),
+        }
+    }
+
+    /// Open a version 2 payload: a handshake frame, or a data frame under the session keys.
+    fn open_session<'a>(&mut self, payload: &'a [u8], flags: u8, offset: u64) -> CodecResult<Opened<'a>> {
+        if flags & FLAG_RESERVED_V2 != 0 {
+            return Err(CodecError::framing(
+                format!("reserved envelope flag bits set (flags 0x{flags:02x})"),
+                offset,
+            ));
+        }
+        if flags & FLAG_HANDSHAKE != 0 {
+            if flags != FLAG_HANDSHAKE {
+                return Err(CodecError::framing(
+                    format!("handshake frame with other flags set (flags 0x{flags:02x})"),
+                    offset,
+                ));
+            }
+            return self.open_handshake(payload);
+        }
+        if flags & FLAG_ENCRYPTED == 0 {
+            return Err(CodecError::decrypt(
+                "unencrypted envelope refused: a session accepts only encrypted frames",
+            ));
+        }
+        let Some(Session::Established(keys)) = &self.session else {
+            return Err(CodecError::decrypt("data frame before the session handshake completed"));
+        };
+        if payload.len() < SESSION_HEADER_LEN + TAG_LEN {
+            return Err(CodecError::decrypt(format!(
+                "session frame of {} bytes is shorter than its header and tag ({})",
+                payload.len(),
+                SESSION_HEADER_LEN + TAG_LEN
+            )));
+        }
+        let (header, sealed) = payload.split_at(SESSION_HEADER_LEN);
+        let mut seq_bytes = [0u8; 8];
+        seq_bytes.copy_from_slice(&header[3..11]);
+        let seq = u64::from_be_bytes(seq_bytes);
+        if seq != self.recv_seq {
+            return Err(CodecError::decrypt(format!(
+                "sequence number {seq} where {} was expected: frame replayed, dropped or reordered",
+                self.recv_seq
+            )));
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(sealed.len())
+            .map_err(|_| CodecError::out_of_memory(sealed.len(), offset))?;
+        buf.extend_from_slice(sealed);
+        let len = keys.open_in_place(seq, header, &mut buf)?;
+        buf.truncate(len);
+        self.recv_seq += 1;
+        let compression = Compression::from_code(flags & FLAG_COMPRESSION, offset)?;
+        let body = match compression {
+            None => buf,
+            Some(c) => c.decompress(&buf, self.config.limits(), offset)?,
+        };
+        Ok(Opened::message(Cow::Owned(body), flags & FLAG_MULTI != 0))
+    }
+
+    /// The peer's handshake frame: the hello (responder) or the reply (initiator); anything else is refused.
+    fn open_handshake<'a>(&mut self, payload: &'a [u8]) -> CodecResult<Opened<'a>> {
+        let state = std::mem::replace(self.session.as_mut().ok_or_else(not_established)?, Session::Failed);
+        let keys = match state {
+            Session::Awaiting => {
+                let keyring = self
+                    .config
+                    .keyring
+                    .as_deref()
+                    .ok_or_else(|| CodecError::usage("a handshake needs a keyring"))?;
+                if payload.len() != HELLO_LEN {
+                    return Err(CodecError::decrypt(format!(
+                        "handshake hello of {} bytes where {HELLO_LEN} were expected",
+                        payload.len()
+                    )));
+                }
+                let key_id = u32::from_be_bytes([payload[3], payload[4], payload[5], payload[6]]);
+                let mut reply = Vec::with_capacity(REPLY_LEN);
+                reply.extend_from_slice(&[MAGIC, SESSION_VERSION, FLAG_HANDSHAKE]);
+                let keys = session::respond(keyring, key_id, &payload[7..], self.ephemeral, &mut reply)?;
+                self.outbox = Some(reply);
+                keys
+            }
+            Session::Initiating(initiator) => {
+                if payload.len() != REPLY_LEN {
+                    return Err(CodecError::decrypt(format!(
+                        "handshake reply of {} bytes where {REPLY_LEN} were expected",
+                        payload.len()
+                    )));
+                }
+                initiator.finish(&payload[PLAIN_HEADER_LEN..])?
+            }
+            Session::Established(_) | Session::Failed => {
+                return Err(CodecError::decrypt(
+                    "handshake frame after the session was established (replayed or injected)",
+                ))
+            }
+        };
+        self.session = Some(Session::Established(Box::new(keys)));
+        Ok(Opened::control())
+    }
+}
+
+fn not_established() -> CodecError {
+    CodecError::usage("the session handshake is not complete: nothing can be sealed or opened before it")
+}
+
+/// The header of a session data frame; `flags` holds the compression code and multi bit.
+fn session_header(flags: u8, seq: u64) -> [u8; SESSION_HEADER_LEN] {
+    let mut header = [0u8; SESSION_HEADER_LEN];
+    header[0] = MAGIC;
+    header[1] = SESSION_VERSION;
+    header[2] = flags | FLAG_ENCRYPTED;
+    header[3..11].copy_from_slice(&seq.to_be_bytes());
+    header
 }
 
 /// The header of an encrypted envelope; `flags` holds the compression code and multi bit.
@@ -399,6 +651,7 @@ pub(crate) mod vectors {
             keyring,
             max_frame_size: 16 << 20,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: None,
         };
         Envelope::with_nonce_source(config, fixed_prefix).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -474,6 +727,79 @@ pub(crate) mod vectors {
         );
         out
     }
+
+    pub const ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+
+    /// The published initiator ephemeral: `40 41 … 5f`.
+    #[allow(clippy::unnecessary_wraps)] // an EphemeralSource
+    pub fn initiator_ephemeral(d: &mut [u8; 32]) -> CodecResult<()> {
+        for (i, b) in d.iter_mut().enumerate() {
+            *b = 0x40 + i as u8;
+        }
+        Ok(())
+    }
+
+    /// The published responder ephemeral: `60 61 … 7f`.
+    #[allow(clippy::unnecessary_wraps)] // an EphemeralSource
+    pub fn responder_ephemeral(d: &mut [u8; 32]) -> CodecResult<()> {
+        for (i, b) in d.iter_mut().enumerate() {
+            *b = 0x60 + i as u8;
+        }
+        Ok(())
+    }
+
+    /// One side of a session with the published key and that side's published ephemeral.
+    pub fn session_side(role: Role) -> Envelope {
+        let keyring = Arc::new(KeyRing::new(vec![(KEY_ID, KEY)], KEY_ID).unwrap_or_else(|e| panic!("{e}")));
+        let config = EnvelopeConfig {
+            compression: None,
+            compress_min_size: 0,
+            keyring: Some(keyring),
+            max_frame_size: 16 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: Some(role),
+        };
+        let source = match role {
+            Role::Initiator => initiator_ephemeral,
+            Role::Responder => responder_ephemeral,
+        };
+        Envelope::with_sources(config, None, source).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Section 6's vector block, exactly as the document holds it.
+    pub fn render_session() -> String {
+        let fail = |e: CodecError| -> ! { panic!("{e}") };
+        let mut initiator = session_side(Role::Initiator);
+        let mut responder = session_side(Role::Responder);
+        let hello = initiator.take_outbox().unwrap_or_else(|| panic!("no hello"));
+        responder.open(&hello, 0).unwrap_or_else(|e| fail(e));
+        let reply = responder.take_outbox().unwrap_or_else(|| panic!("no reply"));
+        initiator.open(&reply, 0).unwrap_or_else(|e| fail(e));
+        let first = initiator.seal(SMALL.as_bytes(), false).unwrap_or_else(|e| fail(e));
+        let answer = responder.seal(ANSWER.as_bytes(), false).unwrap_or_else(|e| fail(e));
+        let (Some(first), Some(answer)) = (first, answer) else {
+            panic!("not sealed")
+        };
+        let mut e_i = [0u8; 32];
+        let mut e_r = [0u8; 32];
+        initiator_ephemeral(&mut e_i).unwrap_or_else(|e| fail(e));
+        responder_ephemeral(&mut e_r).unwrap_or_else(|e| fail(e));
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "### 6.1 Handshake and the first frame each way\n\n```text\nkey: {}\nkey_id: {KEY_ID}\n\
+             initiator_ephemeral: {}\nresponder_ephemeral: {}\nhello: {}\nreply: {}\n\
+             initiator_input: {SMALL}\ninitiator_frame: {}\nresponder_input: {ANSWER}\nresponder_frame: {}\n```\n\n",
+            hex(&KEY),
+            hex(&e_i),
+            hex(&e_r),
+            hex(&frame(&hello)),
+            hex(&frame(&reply)),
+            hex(&frame(&first)),
+            hex(&frame(&answer)),
+        );
+        out
+    }
 }
 
 #[cfg(test)]
@@ -512,6 +838,7 @@ mod tests {
             keyring,
             max_frame_size: 1 << 20,
             max_expansion,
+            handshake: None,
         }))
     }
 
@@ -535,6 +862,11 @@ mod tests {
     #[test]
     fn the_document_holds_the_current_test_vectors() {
         let doc = include_str!("../../../docs/wire-format.md");
+        assert!(
+            doc.contains(&vectors::render_session()),
+            "docs/wire-format.md section 6 is stale; regenerate with \
+             `cargo test -p rpcwire-core --lib print_test_vectors -- --ignored --nocapture`"
+        );
         let rendered = vectors::render();
         assert!(
             doc.contains(&rendered),
@@ -546,7 +878,7 @@ mod tests {
     #[test]
     #[ignore = "prints docs/wire-format.md section 5"]
     fn print_test_vectors() {
-        let rendered = vectors::render();
+        let rendered = vectors::render() + &vectors::render_session();
         std::io::Write::write_all(&mut std::io::stdout(), rendered.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -598,6 +930,7 @@ mod tests {
             keyring: None,
             max_frame_size: 1 << 20,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: None,
         }));
         assert!(
             ok(e.seal(LARGE.as_bytes(), false)).is_none(),
@@ -690,6 +1023,155 @@ mod tests {
         assert!(decrypt_message(env(None, None).open(&f0, 0)).contains("no keyring"));
     }
 
+    /// An established pair of session envelopes (fresh ephemerals).
+    fn session_pair(key: u8) -> (Envelope, Envelope) {
+        let side = |role| {
+            ok(Envelope::new(EnvelopeConfig {
+                compression: Some(Compression::Lz4),
+                compress_min_size: 64,
+                keyring: Some(keyring(&[(3, key)], 3)),
+                max_frame_size: 1 << 20,
+                max_expansion: DEFAULT_MAX_EXPANSION,
+                handshake: Some(role),
+            }))
+        };
+        let (mut i, mut r) = (side(Role::Initiator), side(Role::Responder));
+        assert!(!i.established() && !r.established());
+        assert!(r.take_outbox().is_none(), "a responder speaks second");
+        let hello = i.take_outbox().unwrap_or_else(|| panic!("no hello"));
+        assert_eq!(hello.len(), HELLO_LEN);
+        assert!(ok(r.open(&hello, 0)).control);
+        let reply = r.take_outbox().unwrap_or_else(|| panic!("no reply"));
+        assert_eq!(reply.len(), REPLY_LEN);
+        assert!(ok(i.open(&reply, 0)).control);
+        assert!(i.established() && r.established());
+        (i, r)
+    }
+
+    fn sealed(e: &mut Envelope, body: &[u8]) -> Vec<u8> {
+        ok(e.seal(body, false)).unwrap_or_else(|| panic!("not sealed"))
+    }
+
+    #[test]
+    fn the_published_session_vector_opens() {
+        let mut responder = vectors::session_side(Role::Responder);
+        let mut initiator = vectors::session_side(Role::Initiator);
+        let hello = initiator.take_outbox().unwrap_or_else(|| panic!("no hello"));
+        ok(responder.open(&hello, 0));
+        ok(initiator.open(&responder.take_outbox().unwrap_or_else(|| panic!("no reply")), 0));
+        let frame = sealed(&mut initiator, SMALL.as_bytes());
+        assert_eq!(&ok(responder.open(&frame, 0)).body[..], SMALL.as_bytes());
+        assert_eq!(frame.len(), SESSION_HEADER_LEN + SMALL.len() + TAG_LEN);
+    }
+
+    #[test]
+    fn sessions_round_trip_both_ways_with_compression() {
+        let (mut i, mut r) = session_pair(1);
+        let big = LARGE.repeat(4);
+        for body in [SMALL.as_bytes(), big.as_bytes()] {
+            let frame = sealed(&mut i, body);
+            assert_eq!(&ok(r.open(&frame, 0)).body[..], body);
+            let frame = sealed(&mut r, body);
+            assert_eq!(&ok(i.open(&frame, 0)).body[..], body);
+        }
+        // In place, as the binding seals small messages.
+        let mut buf = vec![0u8; SESSION_HEADER_LEN];
+        buf.extend_from_slice(SMALL.as_bytes());
+        ok(i.seal_in_place(&mut buf, 0, false));
+        assert_eq!(&ok(r.open(&buf, 0)).body[..], SMALL.as_bytes());
+    }
+
+    #[test]
+    fn session_frames_do_not_open_reflected_or_on_another_connection() {
+        let (mut i1, mut r1) = session_pair(1);
+        let (mut i2, mut r2) = session_pair(1);
+        let from_server = sealed(&mut r1, SMALL.as_bytes());
+        let from_client = sealed(&mut i1, SMALL.as_bytes());
+        // Reflected to its sender, or into another connection either way: authentication fails.
+        assert!(matches!(r1.open(&from_server, 0), Err(CodecError::Decrypt { .. })));
+        assert!(matches!(r2.open(&from_server, 0), Err(CodecError::Decrypt { .. })));
+        let (_, mut r3) = session_pair(1);
+        assert!(matches!(r3.open(&from_client, 0), Err(CodecError::Decrypt { .. })));
+        assert!(matches!(i1.open(&from_client, 0), Err(CodecError::Decrypt { .. })));
+        assert!(matches!(i2.open(&from_server, 0), Err(CodecError::Decrypt { .. })));
+    }
+
+    #[test]
+    fn session_refusals() {
+        let decrypt = |r: CodecResult<Opened<'_>>| match r {
+            Err(CodecError::Decrypt { message }) => message,
+            other => panic!("{other:?}"),
+        };
+        // Replay and reorder within the session.
+        let (mut i, mut r) = session_pair(1);
+        let first = sealed(&mut i, SMALL.as_bytes());
+        let second = sealed(&mut i, SMALL.as_bytes());
+        assert!(decrypt(r.open(&second, 0)).contains("sequence number 1 where 0"));
+        let (mut i, mut r) = session_pair(1);
+        let first_again = sealed(&mut i, SMALL.as_bytes());
+        ok(r.open(&first_again, 0));
+        assert!(decrypt(r.open(&first_again, 0)).contains("replayed"));
+        // A second hello, or a replayed reply, once established.
+        let (mut i, mut r) = session_pair(1);
+        let mut i2 = session_side_fresh(Role::Initiator);
+        let hello = i2.take_outbox().unwrap_or_else(|| panic!("no hello"));
+        assert!(decrypt(r.open(&hello, 0)).contains("after the session was established"));
+        assert!(decrypt(i.open(&hello, 0)).contains("after the session was established"));
+        // Data before the handshake, a stream-form (v1) frame, a plaintext session envelope.
+        let mut fresh = session_side_fresh(Role::Responder);
+        assert!(decrypt(fresh.open(&first, 0)).contains("before the session handshake"));
+        let mut stream = env(None, Some(keyring(&[(3, 1)], 3)));
+        let v1 = sealed(&mut stream, SMALL.as_bytes());
+        assert!(decrypt(session_side_fresh(Role::Responder).open(&v1, 0)).contains("version 1 envelope"));
+        assert!(decrypt(fresh.open(&[MAGIC, SESSION_VERSION, 0, b'{'], 0)).contains("unencrypted"));
+        // Nothing is sealed before the handshake.
+        let mut early = session_side_fresh(Role::Initiator);
+        assert!(early.seal(SMALL.as_bytes(), false).is_err());
+        // A hello of the wrong length, a reply with flags besides handshake, reserved v2 bits.
+        assert!(decrypt(session_side_fresh(Role::Responder).open(&hello[..HELLO_LEN - 1], 0)).contains("hello of"));
+        for flags in [FLAG_HANDSHAKE | FLAG_MULTI, 0x20 | FLAG_ENCRYPTED] {
+            let mut bad = hello.clone();
+            bad[2] = flags;
+            assert!(matches!(
+                session_side_fresh(Role::Responder).open(&bad, 0),
+                Err(CodecError::Framing { .. })
+            ));
+        }
+        // A handshake with another key fails at the responder, naming the key id.
+        let mut wrong = ok(Envelope::new(EnvelopeConfig {
+            keyring: Some(keyring(&[(3, 9)], 3)),
+            ..session_side_fresh(Role::Initiator).config().clone()
+        }));
+        let wrong_hello = wrong.take_outbox().unwrap_or_else(|| panic!("no hello"));
+        let mut responder = session_side_fresh(Role::Responder);
+        assert!(decrypt(responder.open(&wrong_hello, 0)).contains("does not hold key id 3"));
+        assert!(responder.take_outbox().is_none(), "no reply to a hello that fails");
+    }
+
+    fn session_side_fresh(role: Role) -> Envelope {
+        ok(Envelope::new(EnvelopeConfig {
+            compression: None,
+            compress_min_size: 0,
+            keyring: Some(keyring(&[(3, 1)], 3)),
+            max_frame_size: 1 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: Some(role),
+        }))
+    }
+
+    #[test]
+    fn a_handshake_needs_a_keyring() {
+        let config = EnvelopeConfig {
+            compression: None,
+            compress_min_size: 0,
+            keyring: None,
+            max_frame_size: 1 << 20,
+            max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: Some(Role::Initiator),
+        };
+        assert!(Envelope::new(config).is_err());
+    }
+
     #[test]
     fn framing_refusals() {
         for keyed in [false, true] {
@@ -697,7 +1179,11 @@ mod tests {
             for (payload, needle) in [
                 (&[MAGIC][..], "truncated"),
                 (&[MAGIC, 1][..], "truncated"),
-                (&[MAGIC, 2, 0, b'{'][..], "unknown envelope version 2"),
+                (
+                    &[MAGIC, 2, 0, b'{'][..],
+                    "envelope version 2 (a session frame) reached a codec without",
+                ),
+                (&[MAGIC, 3, 0, b'{'][..], "unknown envelope version 3"),
                 (&[MAGIC, 1, 0x10, b'{'][..], "reserved"),
                 (&[MAGIC, 1, 0x80 | FLAG_ENCRYPTED][..], "reserved"),
                 (&[MAGIC, 1, 3, 0][..], "zstd not supported by this build"),
@@ -836,6 +1322,7 @@ mod tests {
             keyring: None,
             max_frame_size: 1,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: None,
         });
         assert!(matches!(r, Err(CodecError::Usage(_))));
     }
@@ -870,6 +1357,7 @@ mod tests {
             keyring: Some(keyring(&[(1, 1)], 1)),
             max_frame_size: 1 << 20,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: None,
         }));
         assert!(keyed.seals_in_place(99) && !keyed.seals_in_place(100));
         let mut buf = vec![0; SEALED_HEADER_LEN];
@@ -889,6 +1377,7 @@ mod tests {
             keyring: Some(keyring(&[(1, 1)], 1)),
             max_frame_size: 1 << 20,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            handshake: None,
         }));
         assert_eq!(&*ok(rx.open(&buf, 0)).body, SMALL.as_bytes());
     }
@@ -903,7 +1392,7 @@ mod tests {
             min_size in prop_oneof![Just(0usize), Just(512usize)],
         ) {
             let k = keyed.then(|| keyring(&[(3, 3)], 3));
-            let cfg = |compression| EnvelopeConfig { compression, compress_min_size: min_size, keyring: k.clone(), max_frame_size: 1 << 20, max_expansion: DEFAULT_MAX_EXPANSION };
+            let cfg = |compression| EnvelopeConfig { compression, compress_min_size: min_size, keyring: k.clone(), max_frame_size: 1 << 20, max_expansion: DEFAULT_MAX_EXPANSION, handshake: None };
             let mut tx = ok(Envelope::new(cfg(compression)));
             let mut rx = ok(Envelope::new(cfg(None)));
             for _ in 0..2 {

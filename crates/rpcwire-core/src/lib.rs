@@ -37,3 +37,4 @@ pub mod envelope;
 pub mod errors;
 pub mod framing;
 pub mod jsonrpc;
+pub mod session;
