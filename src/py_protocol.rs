@@ -44,10 +44,10 @@ pub struct ProtocolCore {
     #[pyo3(get, name = "_loop")]
     event_loop: Py<PyAny>,
     /// The read side's asyncio transport.
-    #[pyo3(get, set, name = "_rt")]
+    #[pyo3(get, name = "_rt")]
     rt: Option<Py<PyAny>>,
     /// The write side's asyncio transport.
-    #[pyo3(get, set, name = "_wt")]
+    #[pyo3(get, name = "_wt")]
     wt: Option<Py<PyAny>>,
     /// Decoded items waiting for `receive` (a `collections.deque`).
     #[pyo3(get, name = "_queue")]
@@ -59,60 +59,60 @@ pub struct ProtocolCore {
     #[pyo3(get, name = "_write_waiters")]
     write_waiters: Py<PyList>,
     /// Messages sent and not yet encoded: they leave together in the next flush.
-    #[pyo3(get, set, name = "_out")]
+    #[pyo3(get, name = "_out")]
     out: Py<PyList>,
     /// `Transport.handle`'s function, while it runs.
-    #[pyo3(get, set, name = "_handler")]
+    #[pyo3(get, name = "_handler")]
     handler: Option<Py<PyAny>>,
     /// What the handler raised (or an answer's encoding error), for `handle` to raise.
-    #[pyo3(get, set, name = "_handler_error")]
+    #[pyo3(get, name = "_handler_error")]
     handler_error: Option<Py<PyAny>>,
     /// A message could not be encoded: the next `send` raises this.
-    #[pyo3(get, set, name = "_send_error")]
+    #[pyo3(get, name = "_send_error")]
     send_error: Option<Py<PyAny>>,
     /// While a send flushes inline: how many messages at the end of `out` that send call handed over (an
     /// oversize one among them is that call's error; any other is answered for, see `_encode_each`).
-    #[pyo3(get, set, name = "_inline_sends")]
+    #[pyo3(get, name = "_inline_sends")]
     inline_sends: usize,
     /// The buffer `get_buffer` handed out (the thread's shared read buffer).
     rbuf: Option<Py<PyAny>>,
     /// Bytes of the items waiting in `queue`, as received.
-    #[pyo3(get, set, name = "_queued_bytes")]
+    #[pyo3(get, name = "_queued_bytes")]
     queued_bytes: usize,
     /// Bytes fed since the last items were queued (a frame in progress).
-    #[pyo3(get, set, name = "_partial_bytes")]
+    #[pyo3(get, name = "_partial_bytes")]
     partial_bytes: usize,
-    #[pyo3(get, set, name = "_reading_paused")]
+    #[pyo3(get, name = "_reading_paused")]
     reading_paused: bool,
     /// Reading paused because the handler's answers wait to be written.
-    #[pyo3(get, set, name = "_paused_for_writes")]
+    #[pyo3(get, name = "_paused_for_writes")]
     paused_for_writes: bool,
     /// No more items will arrive.
-    #[pyo3(get, set, name = "_eof")]
+    #[pyo3(get, name = "_eof")]
     eof: bool,
     /// The write side is gone (or closing): send raises.
-    #[pyo3(get, set, name = "_closed")]
+    #[pyo3(get, name = "_closed")]
     closed: bool,
-    #[pyo3(get, set, name = "_flush_scheduled")]
+    #[pyo3(get, name = "_flush_scheduled")]
     flush_scheduled: bool,
     /// A send went out eagerly since the last read or scheduled flush: the next one coalesces instead.
-    #[pyo3(get, set, name = "_wrote_eagerly")]
+    #[pyo3(get, name = "_wrote_eagerly")]
     wrote_eagerly: bool,
     /// Messages held for coalescing before an inline flush (adapts to the message size seen).
-    #[pyo3(get, set, name = "_flush_cap")]
+    #[pyo3(get, name = "_flush_cap")]
     flush_cap: usize,
-    #[pyo3(get, set, name = "_write_paused")]
+    #[pyo3(get, name = "_write_paused")]
     write_paused: bool,
     /// The codec's session handshake is not done: sends wait in `out`, reads go through `_handshake_received`.
-    #[pyo3(get, set, name = "_held")]
+    #[pyo3(get, name = "_held")]
     held: bool,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     messages_in: i64,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     messages_out: i64,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     bytes_in: i64,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     bytes_out: i64,
 }
 
@@ -235,6 +235,120 @@ impl ProtocolCore {
     /// asyncio's `pause_writing`: `send` waits until `resume_writing`.
     fn pause_writing(&mut self) {
         self.write_paused = true;
+    }
+
+    // The state transitions of the rare paths. `RpcProtocol` (Python) decides when; this class owns the state,
+    // so every change of it is one of these named steps, and Python only reads the attributes.
+
+    /// The read side's asyncio transport is connected.
+    fn _attach_reader(&mut self, transport: Py<PyAny>) {
+        self.rt = Some(transport);
+    }
+
+    /// The write side's asyncio transport is connected.
+    fn _attach_writer(&mut self, transport: Py<PyAny>) {
+        self.wt = Some(transport);
+    }
+
+    /// No more items will arrive: receivers wake to find out.
+    fn _end_input(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let waiters = {
+            let mut this = slf.borrow_mut();
+            this.eof = true;
+            this.waiters.clone_ref(slf.py())
+        };
+        wake(waiters.bind(slf.py()))
+    }
+
+    /// Nothing more will be written: senders wake to find out (and raise `ConnectionClosed`).
+    fn _end_output(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let waiters = {
+            let mut this = slf.borrow_mut();
+            this.closed = true;
+            this.write_waiters.clone_ref(slf.py())
+        };
+        wake(waiters.bind(slf.py()))
+    }
+
+    /// Forget the messages sent but not yet encoded; returns how many there were.
+    fn _drop_unsent(&mut self, py: Python<'_>) -> usize {
+        let dropped = self.out.bind(py).len();
+        if dropped > 0 {
+            self.out = PyList::empty(py).unbind();
+        }
+        dropped
+    }
+
+    /// Handler mode on (`Transport.handle`).
+    fn _start_handler(&mut self, handler: Py<PyAny>) {
+        self.handler = Some(handler);
+        self.handler_error = None;
+    }
+
+    /// Handler mode off; `error` (what the handler raised, or None) is for `handle` to raise.
+    #[pyo3(signature = (error, /))]
+    fn _stop_handler(&mut self, error: Option<Py<PyAny>>) {
+        self.handler = None;
+        self.handler_error = error;
+    }
+
+    /// The handler's error, once.
+    fn _take_handler_error(&mut self) -> Option<Py<PyAny>> {
+        self.handler_error.take()
+    }
+
+    /// A message could not be encoded: the next `send` raises `error` (the first such error is kept).
+    fn _fail_send(&mut self, error: Py<PyAny>) {
+        if self.send_error.is_none() {
+            self.send_error = Some(error);
+        }
+    }
+
+    /// The error the next `send` raises, once.
+    fn _take_send_error(&mut self) -> Option<Py<PyAny>> {
+        self.send_error.take()
+    }
+
+    /// The read transport was paused or resumed.
+    fn _set_reading_paused(&mut self, paused: bool) {
+        self.reading_paused = paused;
+    }
+
+    /// The handler's answers fill the write buffer: items wait (and reading stops) until `resume_writing`.
+    fn _hold_for_writes(&mut self) {
+        self.paused_for_writes = true;
+    }
+
+    /// asyncio's `resume_writing` came: sends go on. Returns whether items were held for it (now released).
+    fn _writes_resumed(&mut self) -> bool {
+        self.write_paused = false;
+        std::mem::take(&mut self.paused_for_writes)
+    }
+
+    /// How many messages at the end of `_out` the send call now flushing handed over.
+    fn _set_inline_sends(&mut self, count: usize) {
+        self.inline_sends = count;
+    }
+
+    /// The queue was emptied outside `_take` (its items went to the handler).
+    fn _queue_emptied(&mut self) {
+        self.queued_bytes = 0;
+    }
+
+    /// The session handshake is done: sends no longer wait for it.
+    fn _established(&mut self) {
+        self.held = false;
+    }
+
+    /// Count what left other than through `flush` (a handshake frame, a message answered for or refused).
+    fn _count_sent(&mut self, messages: i64, bytes: i64) {
+        self.messages_out = self.messages_out.saturating_add(messages);
+        self.bytes_out = self.bytes_out.saturating_add(bytes);
+    }
+
+    /// Bytes fed while no item came out of them yet (the handshake's chunk).
+    fn _count_partial(&mut self, bytes: usize) {
+        self.partial_bytes = self.partial_bytes.saturating_add(bytes);
     }
 
     /// Count `items` in and queue them, or hand them to the handler (`Transport.handle`).

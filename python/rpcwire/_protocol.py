@@ -212,12 +212,12 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     # ----------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._rt = transport
+        self._attach_reader(transport)
         # uvloop's transports are not registered subclasses of asyncio.WriteTransport: no isinstance here
         self._set_writer(cast("asyncio.WriteTransport", transport))
 
     def _set_writer(self, transport: asyncio.WriteTransport) -> None:
-        self._wt = transport
+        self._attach_writer(transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         # The initiator's hello goes first; so does a responder's reply to a hello read before its write
         # side was attached (a pipe pair attaches one side at a time).
@@ -233,7 +233,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         data = data_to_send()
         if data:
             wt.write(data)
-            self.bytes_out += len(data)
+            self._count_sent(0, len(data))
 
     def _handshake_received(self, data: bytes | memoryview) -> None:
         """A chunk while the handshake is not done (``ProtocolCore.received`` sends it here): feed it, answer
@@ -245,10 +245,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             return
         self._write_handshake()
         if getattr(self._codec, "established", True):
-            self._held = False
+            self._established()
             self._settle()
             logger.debug("rpcwire: session established")
-        self._partial_bytes += len(data)
+        self._count_partial(len(data))
         if items:
             self._push(items)
         if not self._held and self._out:
@@ -281,8 +281,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     def _handler_failed(self, error: Exception, rest: list[Any]) -> None:
         """The handler raised: ``handle`` raises it, and the items it was not given are left for ``receive``."""
-        self._handler = None
-        self._handler_error = error
+        self._stop_handler(error)
         if rest:
             self._enqueue(rest)
         _wake(self._waiters)
@@ -297,9 +296,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._write_lost(exc)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._paused_for_writes:
-            self._paused_for_writes = False
+        if self._writes_resumed():
             self._handle_held()
         if self._write_waiters:
             _wake(self._write_waiters)
@@ -323,10 +320,9 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             return
         if items:
             self._push(items)
-        self._eof = True
         if self._held:
             self._settle()  # the handshake cannot complete now: nobody waits for it any longer
-        _wake(self._waiters)
+        self._end_input()
 
     def _fatal(self, exc: BaseException) -> None:
         # Messages the chunk completed before the bad frame are still delivered, then the error.
@@ -341,14 +337,12 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         else:
             logger.debug("rpcwire: fatal stream error, closing: %r", exc)
         self._error = exc
-        self._eof = True
-        _wake(self._waiters)
+        self._end_input()
         if self._reading_paused:
             self._resume_reading()
         # Both ways: a send after this raises ConnectionClosed (flush no longer asks the transport).
-        self._closed = True
+        self._end_output()
         self._settle()
-        _wake(self._write_waiters)
         for t in {self._rt, self._wt}:
             if t is not None and not t.is_closing():
                 t.close()
@@ -363,11 +357,10 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _write_lost(self, exc: BaseException | None) -> None:
         if exc is not None and self._lost_exc is None:
             self._lost_exc = exc
-        self._closed = True
-        if self._out:
-            logger.debug("rpcwire: connection lost with %d unsent messages", len(self._out))
-            self._out = []
-        _wake(self._write_waiters)
+        dropped = self._drop_unsent()
+        if dropped:
+            logger.debug("rpcwire: connection lost with %d unsent messages", dropped)
+        self._end_output()
         self._settle()
         self._write_done = True
         self._maybe_done()
@@ -380,11 +373,11 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _pause_reading(self) -> None:
         rt = cast("asyncio.ReadTransport | None", self._rt)
         if rt is not None and not rt.is_closing():
-            self._reading_paused = True
+            self._set_reading_paused(True)
             rt.pause_reading()
 
     def _resume_reading(self) -> None:
-        self._reading_paused = False
+        self._set_reading_paused(False)
         rt = cast("asyncio.ReadTransport | None", self._rt)
         if rt is not None and not rt.is_closing():
             rt.resume_reading()
@@ -429,8 +422,8 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         return item
 
     def _check_send(self) -> None:
-        if self._send_error is not None:
-            err, self._send_error = self._send_error, None
+        err = self._take_send_error()
+        if err is not None:
             raise err
         if self._closed or self._wt is None:
             raise self._connection_closed("connection closed: cannot send")
@@ -461,14 +454,14 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._out.extend(msgs)
         if len(self._out) < self._flush_cap and self._flush_scheduled:
             return
-        self._inline_sends = len(msgs)
+        self._set_inline_sends(len(msgs))
         try:
             if self._flush_scheduled:
                 self.flush()
             else:
                 self._first_send()
         finally:
-            self._inline_sends = 0
+            self._set_inline_sends(0)
         self._check_send()
 
     def dispatch(self, items: list[Any]) -> None:
@@ -510,14 +503,13 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _pause_for_writes(self, held: Iterable[Any] = ()) -> None:
         """The handler's answers fill the write buffer: hold `held` (items not yet handled) and stop reading."""
         self._queue.extend(held)
-        self._paused_for_writes = True
+        self._hold_for_writes()
         if not self._reading_paused:
             self._pause_reading()
 
     def start_handling(self, handler: Callable[[Any], Any]) -> None:
         """Handler mode on (``Transport.handle``): the items queued so far go to ``handler`` first."""
-        self._handler = handler
-        self._handler_error = None
+        self._start_handler(handler)
         self._handle_held()
 
     def handling_over(self) -> bool:
@@ -531,7 +523,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         if self._handler is not None and self._queue:
             held = list(self._queue)
             self._queue.clear()
-            self._queued_bytes = 0
+            self._queue_emptied()
             self.dispatch(held)
             if self._eof:
                 _wake(self._waiters)  # handle() waits for the held items before it returns
@@ -557,16 +549,15 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             try:
                 parts.append(self._codec.encode(msg))
             except Exception as exc:  # noqa: PERF203 - the rare path after encode_many refused a batch
-                self.messages_out -= 1
+                self._count_sent(-1, 0)
                 if i < first_inline and _oversize(exc) and self._answer_oversize(msg, exc, parts):
                     continue
                 if i >= first_inline:
                     logger.debug("rpcwire: could not encode a message, not sent: %r", exc)
                 else:
                     logger.error("rpcwire: could not encode a message, not sent: %r", exc)
-                if self._send_error is None:
-                    self._send_error = exc
-        self.messages_out += len(out)
+                self._fail_send(exc)
+        self._count_sent(len(out), 0)
         return b"".join(parts)
 
     def _answer_oversize(self, msg: Any, exc: Exception, parts: list[bytes]) -> bool:
@@ -583,7 +574,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         else:
             logger.error("rpcwire: response %r not sent, the peer gets an error response: %s", msg["id"], exc)
             parts.append(self._codec.encode(answer))
-            self.messages_out += 1
+            self._count_sent(1, 0)
         return True
 
     def count_sent(self) -> int:
@@ -596,8 +587,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
         if self._closed:
             return
         self.flush()
-        self._closed = True
-        _wake(self._write_waiters)
+        self._end_output()
         wt = self._wt
         if wt is None or wt.is_closing():
             return
@@ -612,11 +602,9 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             return
         self._closing = True
         self.flush()
-        self._closed = True
-        self._eof = True
         self._queue.clear()
-        _wake(self._waiters)
-        _wake(self._write_waiters)
+        self._end_output()
+        self._end_input()
         for t in {self._rt, self._wt}:
             if t is not None and not t.is_closing():
                 t.close()
@@ -640,8 +628,8 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def abort(self) -> None:
         """Drop the connection now, discarding unsent data."""
         self._closing = True
-        self._closed = True
-        self._eof = True
+        self._end_output()
+        self._end_input()
         sides = [(self._rt, self._read_done)]
         if self._wt is not self._rt:
             sides.append((self._wt, self._write_done))
@@ -669,7 +657,7 @@ class ReadPipeProtocol(asyncio.Protocol):
         self._main = main
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._main._rt = transport
+        self._main._attach_reader(transport)
 
     def data_received(self, data: bytes) -> None:
         self._main.data_received(data)

@@ -59,7 +59,7 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
         stdout = transport.get_pipe_transport(1)
         assert stdin is not None
         assert stdout is not None
-        self.main._rt = stdout
+        self.main._attach_reader(stdout)
         self.main._set_writer(stdin)  # type: ignore[arg-type]
         tune_read_pipe(stdout)
         for pipe in (stdin, stdout):

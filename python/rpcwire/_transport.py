@@ -217,13 +217,13 @@ class Transport:
             p.start_handling(handler)
             while not p.handling_over():
                 await p._park(p._waiters)
-            if p._handler_error is not None:
-                error, p._handler_error = p._handler_error, None
+            error = p._take_handler_error()
+            if error is not None:
                 raise error
             if p._error is not None and not p._error_raised:
                 raise p.closed_error()
         finally:
-            p._handler = None
+            p._stop_handler(p._handler_error)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         """Items until the peer closes, as ``receive`` returns them (``async for`` ends at ``ConnectionClosed``).
