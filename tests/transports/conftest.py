@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from rpcwire._compat import Runner
 
 try:
     import uvloop
@@ -30,7 +31,7 @@ def loop_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def run(loop_name: str) -> Iterator[Callable[[Awaitable[Any]], Any]]:
     """``run(coro)`` runs ``coro`` on a fresh loop of the parametrized kind (stdlib with debug, or uvloop)."""
-    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop) if loop_name == "uvloop" else asyncio.Runner(debug=True)
+    runner = Runner(loop_factory=uvloop.new_event_loop) if loop_name == "uvloop" else Runner(debug=True)
 
     def _run(coro: Awaitable[Any]) -> Any:
         async def guarded() -> Any:

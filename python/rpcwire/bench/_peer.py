@@ -19,6 +19,7 @@ import os
 import sys
 from typing import Any
 
+from .._compat import Runner
 from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, serve_transport
 
 log = logging.getLogger("rpcwire.bench.peer")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
         factory = uvloop.new_event_loop
     try:
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with Runner(loop_factory=factory) as runner:
             runner.run(serve[args.impl](args))
     except (KeyboardInterrupt, BrokenPipeError, ConnectionError):
         return 0

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _compat
 from . import modes
 from .config import BenchConfig, Case
 from .impls import Conn, Endpoint, Setup, kill_all_children
@@ -115,8 +116,7 @@ class BenchRun:
     async def _guard(self, runner: _Runner, step: Any) -> bool:
         """Run one step of a case; an exception (or the time limit) makes the case an error."""
         try:
-            async with asyncio.timeout(CASE_TIMEOUT):
-                await step
+            await asyncio.wait_for(step, CASE_TIMEOUT)
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -127,7 +127,7 @@ class BenchRun:
 
     def _error(self, case: Case, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):  # distinct classes before 3.11
             text = f"timed out after {CASE_TIMEOUT:.0f} s"
         log.warning("%s: %s", case.label, text)
         self.errors.append({"case": case.label, "error": text, "_id": id(case)})
@@ -238,7 +238,7 @@ def run_config(config: BenchConfig, argv: Sequence[str] = ()) -> tuple[BenchRun,
     t0 = time.monotonic()
     complete = False
     try:
-        with progress, asyncio.Runner(loop_factory=_loop_factory(config.loop)) as runner:
+        with progress, _compat.Runner(loop_factory=_loop_factory(config.loop)) as runner:
             for transport, cells in bench.transports():
                 progress.starting(transport)
                 runner.run(bench.run_transport(cells))
