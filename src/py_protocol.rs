@@ -5,7 +5,9 @@
 //! on the common path (feed the codec, queue or hand out the items, wake a receiver, encode the sends and
 //! write them, keep the counts) runs here, without a Python frame per step: on a 150-byte round trip that
 //! glue was a tenth of the latency. The rare paths (a fatal stream error, a handler that raised, flow
-//! control, closing) stay in Python, which this class calls by method name; it holds the state both share.
+//! control, closing) stay in Python, which this class calls by method name. The state is this class's alone:
+//! Python reads it through read-only attributes and changes it only through the named transitions below
+//! (`_end_input`, `_end_output`, `_start_handler`, ...), each of which keeps its own invariant.
 //!
 //! No borrow of `self` is held across a call into Python: a handler, a transport's `write` or a future's
 //! callbacks may call back into this object.
