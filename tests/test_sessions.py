@@ -248,3 +248,19 @@ def test_every_flipped_bit_of_the_hello_is_refused() -> None:
         with pytest.raises((rpcwire.DecryptError, rpcwire.FramingError)):
             responder.feed(bytes(bad))
         assert responder.data_to_send() == b""
+
+
+@pytest.mark.parametrize(("initiator_framing", "responder_framing"), [("content-length", "auto"), ("length", "auto")])
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_the_handshake_rides_every_binary_framing(impl: str, initiator_framing: str, responder_framing: str) -> None:
+    make, coerce = IMPLS[impl]
+    ring = coerce(rpcwire.Keyring.generate())
+    i = make(framing=initiator_framing, keyring=ring, handshake="initiator")
+    r = make(framing=responder_framing, keyring=ring, handshake="responder")
+    hello = i.data_to_send()
+    assert hello.startswith(b"Content-Length: 55\r\n\r\n" if initiator_framing == "content-length" else b"\0\0\0\x37")
+    assert r.feed(hello) == []
+    assert r.framing == initiator_framing
+    assert i.feed(r.data_to_send()) == []
+    assert r.feed(i.encode(PING)) == [PING]
+    assert i.feed(r.encode(PING)) == [PING]
