@@ -42,9 +42,11 @@ class Recorder:
             if dst.can_write_eof():
                 dst.write_eof()
 
-        await asyncio.gather(pump(reader, up_writer, out), pump(up_reader, writer, back), return_exceptions=True)
-        writer.close()
-        up_writer.close()
+        try:
+            await asyncio.gather(pump(reader, up_writer, out), pump(up_reader, writer, back), return_exceptions=True)
+        finally:  # also when the test's loop ends first and cancels this
+            writer.close()
+            up_writer.close()
 
 
 async def inject(path: str, data: bytes) -> bytes:
