@@ -27,8 +27,12 @@ class Recorder:
         self.upstream = upstream
         self.to_server: list[bytearray] = []
         self.to_client: list[bytearray] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
         up_reader, up_writer = await asyncio.open_unix_connection(self.upstream)
         out, back = bytearray(), bytearray()
         self.to_server.append(out)
@@ -56,6 +60,7 @@ async def inject(path: str, data: bytes) -> bytes:
     await writer.drain()
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
+    await writer.wait_closed()
     return answer
 
 
@@ -89,6 +94,8 @@ async def attack(tmp_path: Path, make_payload: Callable[[Recorder], bytes]) -> t
                 await asyncio.sleep(0.01)
             answer = await inject(server_path, make_payload(recorder))
             await asyncio.sleep(0.05)
+    # The server is closed: the proxy's connection sees both ends go and closes its streams.
+    await asyncio.wait_for(asyncio.gather(*recorder.tasks, return_exceptions=True), 10)
     assert len(got[0]) == 3, "the honest connection was served"
     return got.get(1, []), answer
 
