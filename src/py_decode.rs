@@ -136,14 +136,7 @@ impl StrCache {
         let slot = &mut self.slots[index];
         if slot.hash == hash {
             if let Some(cached) = &slot.string {
-                let ptr = cached.as_ptr();
-                // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated
-                // since (they are only handed out once cached): their data holds `length` bytes.
-                let held = unsafe {
-                    let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
-                    usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
-                };
-                if same_short(held, bytes) {
+                if same_short(cached_text(cached.bind(py)), bytes) {
                     return Ok(cached.bind(py).clone());
                 }
             }
@@ -497,11 +490,32 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// The characters of a cached `str` (a compact ASCII one made by `new_ascii`), read in place.
+#[cfg(not(rpcwire_limited_api))]
+#[inline]
+fn cached_text<'a>(cached: &'a Bound<'_, PyString>) -> &'a [u8] {
+    let ptr = cached.as_ptr();
+    // SAFETY: cached strings are live compact ASCII strings made by `new_ascii` and never mutated since (they
+    // are only handed out once cached): their data holds `length` bytes, alive as long as `cached`.
+    unsafe {
+        let len = (*ptr.cast::<ffi::PyASCIIObject>()).length;
+        usize::try_from(len).map_or(&[][..], |len| std::slice::from_raw_parts(ascii_data(ptr), len))
+    }
+}
+
+/// The limited API's way (`--cfg rpcwire_limited_api`, for measuring what abi3 would cost): the UTF-8 form.
+#[cfg(rpcwire_limited_api)]
+#[inline]
+fn cached_text<'a>(cached: &'a Bound<'_, PyString>) -> &'a [u8] {
+    cached.to_str().map_or(&[][..], str::as_bytes)
+}
+
 /// The characters of a compact ASCII `str`: they follow its `PyASCIIObject` header (`PyUnicode_DATA`
 /// without the checks of which layout the string has).
 ///
 /// # Safety
 /// `op` must point to a live compact ASCII `str` (made by `PyUnicode_New(_, 127)`).
+#[cfg(not(rpcwire_limited_api))]
 #[inline]
 unsafe fn ascii_data(op: *mut ffi::PyObject) -> *mut u8 {
     debug_assert!(
@@ -512,7 +526,15 @@ unsafe fn ascii_data(op: *mut ffi::PyObject) -> *mut u8 {
     unsafe { op.cast::<ffi::PyASCIIObject>().add(1).cast::<u8>() }
 }
 
+/// The limited API's way (`--cfg rpcwire_limited_api`): `PyUnicode_FromStringAndSize`.
+#[cfg(rpcwire_limited_api)]
+#[inline]
+fn new_ascii<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    new_utf8(py, s)
+}
+
 /// A new `str` holding `s`, which is ASCII: a compact ASCII string filled with a copy.
+#[cfg(not(rpcwire_limited_api))]
 #[inline]
 fn new_ascii<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
     debug_assert!(s.is_ascii());

@@ -312,7 +312,7 @@ fn not_utf8(py: Python<'_>) -> PyErr {
 
 /// The bytes of a compact ASCII `str` (most JSON strings), read straight from the object: ASCII is
 /// UTF-8, and skipping the `PyUnicode_AsUTF8AndSize` call is worth ~15% of `encode_many` here.
-#[cfg(not(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy)))]
+#[cfg(not(any(Py_3_14, Py_LIMITED_API, rpcwire_limited_api, PyPy, GraalPy)))]
 #[inline]
 fn compact_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
     // SAFETY: `obj` is a live str (callers check) that outlives the borrow (module docs). A compact
@@ -327,7 +327,7 @@ fn compact_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
 }
 
 /// Elsewhere the object layout is not public: always ask for the UTF-8 form.
-#[cfg(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy))]
+#[cfg(any(Py_3_14, Py_LIMITED_API, rpcwire_limited_api, PyPy, GraalPy))]
 #[inline]
 fn compact_ascii<'a>(_obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
     None
@@ -427,7 +427,10 @@ fn write_dict(py: Python<'_>, out: &mut Vec<u8>, dict: *mut ffi::PyObject, depth
 /// `{hash, key, value}` (`DICT_KEYS_GENERAL`); a deleted entry has a NULL value. The extension is built for one
 /// interpreter version (no abi3), so the gate below is exact; elsewhere, and for split tables (instance
 /// `__dict__`s, with values kept apart) and dict subclasses, `write_dict` uses `PyDict_Next`.
-#[cfg(all(Py_3_11, not(any(Py_3_14, Py_GIL_DISABLED, Py_LIMITED_API, PyPy, GraalPy))))]
+#[cfg(all(
+    Py_3_11,
+    not(any(Py_3_14, Py_GIL_DISABLED, Py_LIMITED_API, rpcwire_limited_api, PyPy, GraalPy))
+))]
 mod entries {
     use pyo3::ffi;
     use pyo3::PyResult;
@@ -493,7 +496,10 @@ mod entries {
 }
 
 /// Other interpreters: always `PyDict_Next`.
-#[cfg(not(all(Py_3_11, not(any(Py_3_14, Py_GIL_DISABLED, Py_LIMITED_API, PyPy, GraalPy)))))]
+#[cfg(not(all(
+    Py_3_11,
+    not(any(Py_3_14, Py_GIL_DISABLED, Py_LIMITED_API, rpcwire_limited_api, PyPy, GraalPy))
+)))]
 mod entries {
     use pyo3::ffi;
     use pyo3::PyResult;
