@@ -392,24 +392,25 @@ impl Envelope {
             ));
         }
         // Decrypt in place in the one buffer the body needs anyway.
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(sealed.len())
-            .map_err(|_| CodecError::out_of_memory(sealed.len(), offset))?;
-        buf.extend_from_slice(sealed);
+        let mut buf = sealed_copy(sealed, offset)?;
         let len = keyring.open_in_place(key_id, nonce, header, &mut buf)?;
         buf.truncate(len);
         if seq != self.recv_seq {
-            return Err(CodecError::decrypt(format!(
-                "sequence number {seq} where {} was expected: frame replayed, dropped or reordered",
-                self.recv_seq
-            )));
+            return Err(out_of_sequence(seq, self.recv_seq));
         }
         self.recv_seq += 1;
-        let body = match compression {
-            None => buf,
-            Some(c) => c.decompress(&buf, self.config.limits(), offset)?,
-        };
-        Ok(Opened::message(Cow::Owned(body), multi))
+        Ok(Opened::message(
+            Cow::Owned(self.inflate(buf, compression, offset)?),
+            multi,
+        ))
+    }
+
+    /// A decrypted body, decompressed as its frame's flags say (within `max_frame_size` and `max_expansion`).
+    fn inflate(&self, plain: Vec<u8>, compression: Option<Compression>, offset: u64) -> CodecResult<Vec<u8>> {
+        match compression {
+            None => Ok(plain),
+            Some(c) => c.decompress(&plain, self.config.limits(), offset),
+        }
     }
 
     /// Whether a payload of `version` is a session frame; an error when this envelope does not read it.
@@ -450,6 +451,7 @@ impl Envelope {
             }
             return self.open_handshake(payload);
         }
+        let compression = Compression::from_code(flags & FLAG_COMPRESSION, offset)?;
         if flags & FLAG_ENCRYPTED == 0 {
             return Err(CodecError::decrypt(
                 "unencrypted envelope refused: a session accepts only encrypted frames",
@@ -470,24 +472,16 @@ impl Envelope {
         seq_bytes.copy_from_slice(&header[3..11]);
         let seq = u64::from_be_bytes(seq_bytes);
         if seq != self.recv_seq {
-            return Err(CodecError::decrypt(format!(
-                "sequence number {seq} where {} was expected: frame replayed, dropped or reordered",
-                self.recv_seq
-            )));
+            return Err(out_of_sequence(seq, self.recv_seq));
         }
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(sealed.len())
-            .map_err(|_| CodecError::out_of_memory(sealed.len(), offset))?;
-        buf.extend_from_slice(sealed);
+        let mut buf = sealed_copy(sealed, offset)?;
         let len = keys.open_in_place(seq, header, &mut buf)?;
         buf.truncate(len);
         self.recv_seq += 1;
-        let compression = Compression::from_code(flags & FLAG_COMPRESSION, offset)?;
-        let body = match compression {
-            None => buf,
-            Some(c) => c.decompress(&buf, self.config.limits(), offset)?,
-        };
-        Ok(Opened::message(Cow::Owned(body), flags & FLAG_MULTI != 0))
+        Ok(Opened::message(
+            Cow::Owned(self.inflate(buf, compression, offset)?),
+            flags & FLAG_MULTI != 0,
+        ))
     }
 
     /// The peer's handshake frame: the hello (responder) or the reply (initiator); anything else is refused.
@@ -531,6 +525,21 @@ impl Envelope {
         self.session = Some(Session::Established(Box::new(keys)));
         Ok(Opened::control())
     }
+}
+
+/// A copy of a sealed body to decrypt in place, in a buffer allocated fallibly: its size is the peer's.
+fn sealed_copy(sealed: &[u8], offset: u64) -> CodecResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(sealed.len())
+        .map_err(|_| CodecError::out_of_memory(sealed.len(), offset))?;
+    buf.extend_from_slice(sealed);
+    Ok(buf)
+}
+
+fn out_of_sequence(seq: u64, expected: u64) -> CodecError {
+    CodecError::decrypt(format!(
+        "sequence number {seq} where {expected} was expected: frame replayed, dropped or reordered"
+    ))
 }
 
 fn not_established() -> CodecError {
