@@ -86,14 +86,9 @@ impl std::fmt::Debug for SessionKeys {
 
 impl SessionKeys {
     fn new(send: &[u8; KEY_LEN], recv: &[u8; KEY_LEN]) -> CodecResult<Self> {
-        let key = |raw: &[u8; KEY_LEN]| {
-            UnboundKey::new(&AES_256_GCM, raw)
-                .map(LessSafeKey::new)
-                .map_err(|_| CodecError::usage("a session key was refused by AES-256-GCM"))
-        };
         Ok(Self {
-            send: key(send)?,
-            recv: key(recv)?,
+            send: aes_key(send)?,
+            recv: aes_key(recv)?,
             pid: std::process::id(),
         })
     }
@@ -126,6 +121,13 @@ impl SessionKeys {
             .map(|plain| plain.len())
             .map_err(|_| CodecError::decrypt(format!("authentication failed (session frame {counter})")))
     }
+}
+
+/// An AES-256-GCM key from raw bytes (a handshake or session key this module derived).
+fn aes_key(raw: &[u8; KEY_LEN]) -> CodecResult<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, raw)
+        .map(LessSafeKey::new)
+        .map_err(|_| CodecError::usage("a derived key was refused by AES-256-GCM"))
 }
 
 /// Noise's AES-GCM nonce: four zero bytes, then the counter as `u64be`.
@@ -208,13 +210,11 @@ impl SymmetricState {
     }
 
     fn cipher(&self) -> CodecResult<LessSafeKey> {
-        let k = self
-            .k
-            .as_ref()
-            .ok_or_else(|| CodecError::usage("no handshake key yet"))?;
-        UnboundKey::new(&AES_256_GCM, k.as_ref())
-            .map(LessSafeKey::new)
-            .map_err(|_| CodecError::usage("a handshake key was refused by AES-256-GCM"))
+        aes_key(
+            self.k
+                .as_ref()
+                .ok_or_else(|| CodecError::usage("no handshake key yet"))?,
+        )
     }
 
     /// `EncryptAndHash` of an empty payload: appends the 16-byte tag to `out`.
