@@ -107,6 +107,14 @@ class _Watched:
         return None
 
 
+def _socket_address(address: str | int | Address, tls: ssl.SSLContext | None) -> Address:
+    """``address`` parsed, refusing ``ssl=`` where it cannot apply (``connect`` and ``serve`` alike)."""
+    addr = parse_address(address)
+    if tls is not None and addr.scheme != "tcp":
+        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
+    return addr
+
+
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is None:
@@ -209,10 +217,8 @@ async def connect(
             ``ssl.SSLError`` when the TLS handshake fails (an unknown CA, a name mismatch, no client certificate).
         TimeoutError: a dial took longer than ``timeout``.
     """
-    addr = parse_address(address)
+    addr = _socket_address(address, ssl)
     tls = ssl
-    if tls is not None and addr.scheme != "tcp":
-        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
     kwargs = session_kwargs(
         codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
         "initiator",
@@ -451,10 +457,8 @@ async def serve(
         OSError: the address is in use (a live server holds the Unix socket), or a non-socket file is at the
             Unix path (it is never deleted), or the bind failed.
     """
-    addr = parse_address(address)
+    addr = _socket_address(address, ssl)
     tls = ssl
-    if tls is not None and addr.scheme != "tcp":
-        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
     kwargs = session_kwargs(
         codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
         "responder",
