@@ -320,8 +320,7 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
             return
         if items:
             self._push(items)
-        if self._held:
-            self._settle()  # the handshake cannot complete now: nobody waits for it any longer
+        self._settle()  # a handshake still due cannot complete now: nobody waits for it any longer
         self._end_input()
 
     def _fatal(self, exc: BaseException) -> None:
@@ -368,7 +367,6 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     def _maybe_done(self) -> None:
         if self._read_done and self._write_done and not self._lost.done():
             self._lost.set_result(None)
-            self._settle()
 
     def _pause_reading(self) -> None:
         rt = cast("asyncio.ReadTransport | None", self._rt)
