@@ -34,9 +34,9 @@ for wheel in "${wheels[@]}"; do
     venv="$WORK/$tag-$(echo "$name" | grep -o 'musllinux\|manylinux' | head -1)"
     "$py" -m venv "$venv"
     if ! "$venv/bin/python" -m pip install -q --no-deps --dry-run "$wheel" >/dev/null 2>&1; then
-        policy=$("$VPY" -m auditwheel show "$wheel" | tr '\n' ' ' | grep -o 'platform tag: *"[^"]*"' || true)
+        policy=$("$VPY" scripts/wheel_report.py "$wheel")
         echo "== $name: not installable on this host; auditwheel show: $policy"
-        summary+=("$name  not installable here; auditwheel: ${policy#platform tag: }")
+        summary+=("$name  not installable here; auditwheel: $policy")
         continue
     fi
     echo "== $name: installing into $venv with $(constraints_for "$version")"

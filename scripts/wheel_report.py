@@ -1,4 +1,5 @@
-"""``make wheels``' last step: ``auditwheel show`` each wheel in DIST and print one table of what was built.
+"""``make wheels``' last step: ``auditwheel show`` each wheel in DIST and print one table of what was built
+(given one wheel instead of a folder, print the policy ``auditwheel show`` finds it meets).
 
 Exits non-zero when a Linux wheel does not meet the policy its file name claims (a manylinux2014 wheel that
 links a newer glibc symbol, say).
@@ -42,4 +43,8 @@ def main(dist: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "dist")))
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "dist")
+    if target.is_file():  # one wheel: just its policy (scripts/test-wheels.sh)
+        print(policy_of(target))  # noqa: T201
+        sys.exit(0)
+    sys.exit(main(target))
