@@ -90,6 +90,9 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
             self.main._write_lost(exc)
 
     def process_exited(self) -> None:
+        # A child that has exited reads nothing more: sends end now, not when asyncio gets round to reporting
+        # its stdin pipe lost (under load that came after a send that then vanished without an error).
+        self.main._end_output()
         if not self.exited.done():
             self.exited.set_result(None)
 
@@ -155,6 +158,8 @@ class ChildTransport(Transport):
         code = self.exit_code
         if code is None:
             return exc
+        # The exit status can be known before asyncio delivers process_exited: sends end from here too.
+        self._proto._end_output()
         err = ConnectionClosed(f"{exc} (child {self.pid} exited with status {code})", exit_code=code)
         err.__cause__ = exc.__cause__
         return err
