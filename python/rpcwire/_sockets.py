@@ -1,4 +1,4 @@
-"""``connect`` and ``serve`` over TCP and Unix sockets."""
+"""``connect`` and ``serve`` over TCP and Unix sockets, and over NATS (``rpcwire._nats``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import socket
 import ssl
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from . import _nats
 from ._address import Address, parse_address
 from ._errors import ConnectionClosed, RpcWireError
 from ._protocol import (
@@ -28,7 +29,7 @@ from ._protocol import (
     new_codec,
     session_kwargs,
 )
-from ._transport import Transport
+from ._transport import Transport, TransportType
 
 __all__ = (
     "DEFAULT_AUTH_TIMEOUT",
@@ -110,8 +111,8 @@ class _Watched:
 def _socket_address(address: str | int | Address, tls: ssl.SSLContext | None) -> Address:
     """``address`` parsed, refusing ``ssl=`` where it cannot apply (``connect`` and ``serve`` alike)."""
     addr = parse_address(address)
-    if tls is not None and addr.scheme != "tcp":
-        raise ValueError("ssl= is for TCP addresses; a Unix socket is protected by its file mode")
+    if tls is not None and addr.scheme == "unix":
+        raise ValueError("ssl= is for TCP and NATS addresses; a Unix socket is protected by its file mode")
     return addr
 
 
@@ -151,19 +152,12 @@ async def _dial(
 
 
 async def _dial_with_retry(
-    addr: Address,
-    kwargs: dict[str, Any],
-    *,
-    timeout: float,
-    attempts: int,
-    initial: float,
-    maximum: float,
-    tls: ssl.SSLContext | None = None,
+    dial: Callable[[], Awaitable[RpcProtocol]], addr: Address, *, attempts: int, initial: float, maximum: float
 ) -> RpcProtocol:
     delay = initial
     for attempt in range(1, attempts + 1):
         try:
-            return await _dial(addr, kwargs, timeout, tls)
+            return await dial()
         except (OSError, asyncio.TimeoutError) as exc:  # noqa: PERF203 - one try per dial attempt
             if attempt >= attempts:
                 raise
@@ -193,8 +187,11 @@ async def connect(
     retry_max: float = 10.0,
     timeout: float = 10.0,
     ssl: ssl.SSLContext | None = None,
+    nats_options: Mapping[str, Any] | None = None,
+    peer_timeout: float = _nats.DEFAULT_PEER_TIMEOUT,
 ) -> Transport:
-    """Connect to a server at ``address`` (``tcp://host:port``, ``unix:///path``, or a bare port for loopback).
+    """Connect to a server at ``address`` (``tcp://host:port``, ``unix:///path``, a bare port for loopback, or
+    ``nats://host:port/SUBJECT``).
 
     Arguments:
         address: where to connect; see ``rpcwire._address.parse_address``.
@@ -205,11 +202,17 @@ async def connect(
             connection died dials again, as does the next ``receive`` once a ``receive`` reported the drop.
             Messages in flight at the drop are not replayed.
         timeout: seconds allowed for each dial (TLS handshake included).
-        ssl: TCP only: speak TLS with this client context (``ssl.create_default_context(cafile=...)``; load a
+        ssl: TCP: speak TLS with this client context (``ssl.create_default_context(cafile=...)``; load a
             certificate chain into it for mutual TLS). The server's name is checked against the address's host.
+            NATS: the TLS context of the NATS connection (``tls://`` addresses).
+        nats_options: NATS only: more keyword arguments for ``nats.connect`` (``user_credentials``, ``token``,
+            ``nkeys_seed``, ``tls_hostname``, ...). Connections with the same servers and options in one event
+            loop share one NATS connection.
+        peer_timeout: NATS only: a peer silent this long (it sends a heartbeat when it has nothing else to send)
+            is gone; the connection ends with ``ConnectionClosed`` within this many seconds of its last message.
 
     Returns:
-        A connected ``Transport`` (``transport_type`` ``"tcp"`` or ``"unix"``).
+        A connected ``Transport`` (``transport_type`` ``"tcp"``, ``"unix"`` or ``"nats"``).
 
     Raises:
         ValueError: a bad address, or ``ssl`` with a Unix address.
@@ -223,17 +226,23 @@ async def connect(
         codec_kwargs(framing, compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion),
         "initiator",
     )
+    kind: TransportType = "nats" if addr.is_nats else "unix" if addr.scheme == "unix" else "tcp"
+
+    async def dial() -> RpcProtocol:
+        if addr.is_nats:
+            return await _nats.dial(
+                addr, kwargs, timeout=timeout, nats_options=nats_options, peer_timeout=peer_timeout, tls=tls
+            )
+        return await _dial(addr, kwargs, timeout, tls)
+
     if not reconnect:
-        proto = await _dial(addr, kwargs, timeout, tls)
-        return Transport(proto, "unix" if addr.scheme == "unix" else "tcp")
+        return Transport(await dial(), kind)
 
     async def redial() -> RpcProtocol:
-        return await _dial_with_retry(
-            addr, kwargs, timeout=timeout, attempts=retry_attempts, initial=retry_initial, maximum=retry_max, tls=tls
-        )
+        return await _dial_with_retry(dial, addr, attempts=retry_attempts, initial=retry_initial, maximum=retry_max)
 
     proto = await redial()
-    return Transport(proto, "unix" if addr.scheme == "unix" else "tcp", redial=redial)
+    return Transport(proto, kind, redial=redial)
 
 
 def _prepare_unix_path(path: str) -> None:
@@ -327,6 +336,23 @@ class Server:
                 self._refused,
             )
         return True
+
+    def _accepted(self, proto: RpcProtocol, kind: TransportType, handler: Handler) -> None:
+        """Run ``handler`` on a new connection (the caller has checked ``_full``)."""
+        t = Transport(proto, kind)
+        task = asyncio.get_running_loop().create_task(self._run(handler, t))
+        self._track(t, task)
+
+    async def _run(self, handler: Handler, transport: Transport) -> None:
+        try:
+            await handler(transport)
+        except RpcWireError as exc:
+            # The peer's fault (a bad frame, a wrong key): one line, not a traceback per connection.
+            logger.info("rpcwire: %s: connection ended by a wire error: %r", self.address, exc)
+        except Exception:
+            logger.exception("rpcwire: connection handler failed")
+        finally:
+            await transport.close()
 
     def _track(self, transport: Transport, task: asyncio.Task[None]) -> None:
         self._transports.add(transport)
@@ -424,6 +450,9 @@ async def serve(
     frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
     idle_timeout: float | None = None,
     ssl: ssl.SSLContext | None = None,
+    nats_options: Mapping[str, Any] | None = None,
+    peer_timeout: float = _nats.DEFAULT_PEER_TIMEOUT,
+    timeout: float = 10.0,
 ) -> Server:
     """Listen on ``address`` and run ``await handler(transport)`` for every connection.
 
@@ -431,8 +460,12 @@ async def serve(
 
     Arguments:
         handler: an async callable taking the connection's ``Transport``.
-        address: ``tcp://host:port`` (port 0: any free port), ``tcp://[::1]:port``, ``unix:///abs/path``, or a
-            bare port (loopback). A Unix socket is created with mode 0600; a stale socket file is replaced.
+        address: ``tcp://host:port`` (port 0: any free port), ``tcp://[::1]:port``, ``unix:///abs/path``, a
+            bare port (loopback), or ``nats://host:port/SUBJECT[?queue=GROUP]``. A Unix socket is created with
+            mode 0600; a stale socket file is replaced. On NATS the server joins the queue group (by default
+            the subject): every process serving one address shares its callers, each connection staying on one
+            process. A plain NATS request with a JSON-RPC message as payload is served as a connection of one
+            message, its reply what the handler sends back (refused with a keyring).
         framing: ``"auto"`` by default: each connection speaks whatever framing its client's first bytes show.
         compression, compress_min_size, keyring, max_frame_size, max_batch, max_expansion: the codec's arguments.
         backlog: the listen backlog.
@@ -447,7 +480,10 @@ async def serve(
         raises ``ConnectionClosed`` naming the budget.
         ssl: TCP only: serve TLS with this server context (``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)``
             with the server's certificate chain loaded; ``verify_mode = ssl.CERT_REQUIRED`` and a CA for mutual
-            TLS). A client that fails the handshake never reaches the handler.
+            TLS). A client that fails the handshake never reaches the handler. NATS: the TLS context of the NATS
+            connection.
+        nats_options, peer_timeout: NATS only, as for ``connect``.
+        timeout: NATS only: seconds allowed to reach the NATS server.
 
     Returns:
         A started ``Server``; ``server.address`` is the bound URL.
@@ -466,18 +502,19 @@ async def serve(
     loop = asyncio.get_running_loop()
     budgets = ConnectionBudgets(auth_timeout=auth_timeout, frame_timeout=frame_timeout, idle_timeout=idle_timeout)
     result = Server(addr, max_connections=max_connections, budgets=budgets, keyed=keyring is not None)
-    kind = "unix" if addr.scheme == "unix" else "tcp"
-
-    async def run_handler(transport: Transport) -> None:
-        try:
-            await handler(transport)
-        except RpcWireError as exc:
-            # The peer's fault (a bad frame, a wrong key): one line, not a traceback per connection.
-            logger.info("rpcwire: %s: connection ended by a wire error: %r", result.address, exc)
-        except Exception:
-            logger.exception("rpcwire: connection handler failed")
-        finally:
-            await transport.close()
+    if addr.is_nats:
+        await _nats.listen(
+            result,
+            addr,
+            kwargs,
+            handler,
+            timeout=timeout,
+            nats_options=nats_options,
+            peer_timeout=peer_timeout,
+            tls=tls,
+        )
+        return result
+    kind: TransportType = "unix" if addr.scheme == "unix" else "tcp"
 
     class _ServerProtocol(RpcProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -487,9 +524,7 @@ async def serve(
                 return
             if kind == "tcp":
                 _set_nodelay(transport)
-            t = Transport(self, kind)  # type: ignore[arg-type]
-            task = loop.create_task(run_handler(t))
-            result._track(t, task)
+            result._accepted(self, kind, handler)
 
     def factory() -> RpcProtocol:
         return _ServerProtocol(new_codec(kwargs), loop)

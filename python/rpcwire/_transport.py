@@ -13,7 +13,7 @@ from ._protocol import RpcProtocol
 
 __all__ = ("Opening", "Transport", "TransportStats", "TransportType")
 
-TransportType = Literal["memory", "stdio", "spawn", "tcp", "unix"]
+TransportType = Literal["memory", "stdio", "spawn", "tcp", "unix", "nats"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Transport:
     # ----------------------------------------------------------------- properties
     @property
     def transport_type(self) -> TransportType:
-        """``"memory"``, ``"stdio"``, ``"spawn"``, ``"tcp"`` or ``"unix"``."""
+        """``"memory"``, ``"stdio"``, ``"spawn"``, ``"tcp"``, ``"unix"`` or ``"nats"``."""
         return self._type
 
     @property
