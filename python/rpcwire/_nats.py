@@ -53,6 +53,7 @@ class _Server(Protocol):
         self, proto: RpcProtocol, kind: TransportType, handler: Callable[[Transport], Awaitable[Any]]
     ) -> None: ...
 
+
 __all__ = (
     "CHUNK_BYTES",
     "DEFAULT_PEER_TIMEOUT",
@@ -183,7 +184,7 @@ class _Hub:
 
         async def disconnected_cb() -> None:
             if self.refs:
-                logger.info("rpcwire: NATS: disconnected from %s; reconnecting", _url(self.nc))
+                logger.info("rpcwire: NATS: disconnected; reconnecting")
 
         async def reconnected_cb() -> None:
             logger.info("rpcwire: NATS: reconnected to %s", _url(self.nc))
@@ -668,7 +669,10 @@ class _Link(asyncio.Transport):
             self._nacked_at = now
             self._nacks += 1
             self._control(NACK, self._expected)
-        if now - self._last_sent >= self._beat and not self._peer_closed:
+        # A heartbeat after a quiet beat interval; after half of one while messages wait for their acknowledgement,
+        # so that the peer learns soon of a last message that never came.
+        quiet = now - self._last_sent
+        if not self._peer_closed and (quiet >= self._beat or (self._unacked and quiet >= self._beat / 2)):
             self._control(BEAT, self._next - 1)
         self._timer = self._loop.call_later(self._beat / 2, self._tick)
 
