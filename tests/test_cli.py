@@ -270,3 +270,27 @@ def test_keygen_into_a_missing_directory_is_a_usage_error(tmp_path: Path, capsys
     rc, _out, err = run_cli(["keygen", "--out", str(tmp_path / "no" / "such" / "dir" / "k.json")], capsys)
     assert rc == 2
     assert "--out" in err
+
+
+def _connect_args(argv: list[str]) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["connect", *argv])
+
+
+def test_nats_options_go_to_nats_addresses_only(tmp_path: Path) -> None:
+    from rpcwire._options import connection_options
+
+    creds = tmp_path / "user.creds"
+    creds.write_text("")
+    args = _connect_args(["nats://127.0.0.1:4222/svc", "--nats-creds", str(creds), "--peer-timeout", "5"])
+    opts = connection_options(args, "ADDRESS", args.address, server=False)
+    assert opts["nats_options"] == {"user_credentials": str(creds)}
+    assert opts["peer_timeout"] == 5
+    args = _connect_args(["tcp://127.0.0.1:9000", "--peer-timeout", "5"])
+    with pytest.raises(cli.UsageError, match="are for nats:// addresses"):
+        connection_options(args, "ADDRESS", args.address, server=False)
+    args = _connect_args(["nats://127.0.0.1:4222/svc", "--peer-timeout", "0"])
+    with pytest.raises(cli.UsageError, match="more than 0"):
+        connection_options(args, "ADDRESS", args.address, server=False)
+    # TLS to the NATS server: a client context, on the bridge too (it is a NATS client)
+    args = cli.build_parser().parse_args(["bridge", "tls://127.0.0.1:4222/svc", "--", "true"])
+    assert connection_options(args, "LISTEN_ADDRESS", args.listen, server=True) == {}

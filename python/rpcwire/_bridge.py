@@ -66,13 +66,18 @@ example:
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire bridge LISTEN_ADDRESS [codec options] -- COMMAND ARGS...` to `parser`."""
-    from ._options import add_codec_options, add_tls_options, int_at_least, seconds
+    from ._options import add_codec_options, add_nats_options, add_tls_options, int_at_least, seconds
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _BRIDGE_EPILOG
-    parser.add_argument("listen", metavar="LISTEN_ADDRESS", help="unix:///path or tcp://host:port to listen on")
+    parser.add_argument(
+        "listen",
+        metavar="LISTEN_ADDRESS",
+        help="unix:///path or tcp://host:port to listen on, or nats://host:port/SUBJECT to serve on NATS",
+    )
     add_codec_options(parser)
     add_tls_options(parser, server=True)
+    add_nats_options(parser)
     parser.add_argument(
         "--child-framing",
         choices=LOCAL_FRAMINGS,
@@ -114,13 +119,16 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `rpcwire connect ADDRESS [codec options]` to `parser`."""
-    from ._options import add_codec_options, add_tls_options
+    from ._options import add_codec_options, add_nats_options, add_tls_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _CONNECT_EPILOG
-    parser.add_argument("address", metavar="ADDRESS", help="unix:///path or tcp://host:port of the bridge")
+    parser.add_argument(
+        "address", metavar="ADDRESS", help="unix:///path, tcp://host:port or nats://host:port/SUBJECT of the bridge"
+    )
     add_codec_options(parser)
     add_tls_options(parser, server=False)
+    add_nats_options(parser)
     parser.add_argument(
         "--stdio-framing",
         choices=LOCAL_FRAMINGS,
@@ -310,6 +318,12 @@ async def connect(
             await remote.close()
 
 
+def _host(server: str) -> str:
+    """The host of a NATS server URL (``nats://[creds@]host:port``)."""
+    hostport = server.partition("://")[2].rpartition("@")[2]
+    return hostport.rpartition(":")[0].strip("[]")
+
+
 def _loopback(host: str | None) -> bool:
     if host == "localhost":
         return True
@@ -326,6 +340,13 @@ def run_bridge(args: argparse.Namespace) -> int:
     options = connection_options(args, "LISTEN_ADDRESS", args.listen, server=True)
     address = parse_address(args.listen)
     unprotected = options.get("keyring") is None and options.get("ssl") is None
+    if address.is_nats and options.get("keyring") is None and not all(_loopback(_host(s)) for s in address.servers):
+        log.warning(
+            "bridge: serving %s on %s without --key-file: anyone who may publish to that subject can run it (NATS "
+            "authorization aside), and messages are not sealed end to end",
+            args.command[0],
+            address,
+        )
     if address.scheme == "tcp" and not _loopback(address.host) and unprotected:
         log.warning(
             "bridge: serving %s on %s without --key-file: anyone who can reach this address can run it, and the "

@@ -12,8 +12,9 @@ keeps what is not yet acknowledged (at most ``WINDOW_BYTES``), so a receiver tha
 again (``NACK``) and the connection goes on with nothing lost; a gap not repaired within the peer timeout ends
 the connection with ``ConnectionClosed`` naming it. The window is also the flow control: a reader that stops
 reading stops acknowledging, and its peer's ``send`` waits, as on a socket. Each end sends a heartbeat when it
-has had nothing to send for a quarter of ``peer_timeout``; an end that hears nothing from its peer for three
-quarters of it ends the connection, so a dead instance (or client) is noticed within ``peer_timeout``.
+has had nothing to send for a fifth of ``peer_timeout``; an end that hears nothing from its peer for four fifths
+of it (four heartbeats lost in a row) ends the connection, so a dead instance (or client) is noticed within
+``peer_timeout``.
 
 Many connections share one NATS connection per event loop and server list (a *hub*): one wildcard
 subscription receives the messages of all of them, routed by the last subject token.
@@ -312,7 +313,7 @@ class _Link(asyncio.Transport):
         self._protocol: RpcProtocol | None = None
         self._early: list[bytes] | None = []
         self._timeout = peer_timeout
-        self._beat = max(peer_timeout / 4, MIN_BEAT)
+        self._beat = max(peer_timeout / 5, MIN_BEAT)
         self._window = window
         self._window_messages = WINDOW_MESSAGES
         self._chunk = CHUNK_BYTES
@@ -638,13 +639,13 @@ class _Link(asyncio.Transport):
         if self._done:
             return
         now = self._loop.time()
-        if now - self._last_tick > 1.5 * self._beat:
+        if now - self._last_tick > 1.5 * self._beat:  # three ticks
             # This loop was stalled (a blocking call, a paused process): the silence was ours, not the peer's.
             self._last_heard = max(self._last_heard, now - self._beat)
             if self._gap_since is not None:
                 self._gap_since = max(self._gap_since, now - self._beat)
         self._last_tick = now
-        limit = 0.75 * self._timeout
+        limit = 0.8 * self._timeout
         if self._gap_since is not None and now - self._gap_since > limit:
             missing = self._expected
             self.fail(

@@ -17,6 +17,7 @@ __all__ = (
     "FRAMINGS",
     "UsageError",
     "add_codec_options",
+    "add_nats_options",
     "add_tls_options",
     "check_address",
     "codec_options",
@@ -276,11 +277,42 @@ def connection_options(args: argparse.Namespace, option: str, address: str, *, s
     Raises:
         UsageError: a bad address, codec option or TLS option, or TLS asked for a Unix socket.
     """
-    scheme = check_address(option, address).scheme
+    addr = check_address(option, address)
     options = codec_options(args)
-    tls = tls_context(args, server=server)
+    # On NATS this process is a NATS client either way: the TLS options are a client's (verify the NATS server,
+    # present a client certificate).
+    tls = tls_context(args, server=server and not addr.is_nats)
     if tls is not None:
-        if scheme != "tcp":
-            raise UsageError(f"{option}: the --tls options are for tcp:// addresses")
+        if addr.scheme == "unix":
+            raise UsageError(f"{option}: the --tls options are for tcp://, nats:// and tls:// addresses")
         options["ssl"] = tls
+    nats_options = {}
+    if getattr(args, "nats_creds", None) is not None:
+        nats_options["user_credentials"] = args.nats_creds
+    if getattr(args, "nats_nkey", None) is not None:
+        nats_options["nkeys_seed"] = args.nats_nkey
+    peer_timeout = getattr(args, "peer_timeout", None)
+    if nats_options or peer_timeout is not None:
+        if not addr.is_nats:
+            raise UsageError(f"{option}: --nats-creds, --nats-nkey and --peer-timeout are for nats:// addresses")
+        if nats_options:
+            options["nats_options"] = nats_options
+        if peer_timeout is not None:
+            if not peer_timeout > 0:
+                raise UsageError("--peer-timeout must be more than 0")
+            options["peer_timeout"] = peer_timeout
     return options
+
+
+def add_nats_options(parser: argparse.ArgumentParser) -> None:
+    """Add `--nats-creds`, `--nats-nkey` and `--peer-timeout` to `parser`: NATS addresses (nats://, tls://)."""
+    group = parser.add_argument_group("NATS (nats:// and tls:// addresses; user:password@ or token@ go in the URL)")
+    group.add_argument("--nats-creds", metavar="FILE", help="a NATS credentials file (JWT and nkey seed)")
+    group.add_argument("--nats-nkey", metavar="FILE", help="a NATS nkey seed file (needs the nkeys package)")
+    group.add_argument(
+        "--peer-timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="a peer silent this long is gone: its connection ends (default 2)",
+    )

@@ -115,8 +115,7 @@ async def exchange(a: Transport, b: Transport, count: int) -> tuple[list[int], l
     back = []
     for start in range(0, count, 50):
         await a.send_many([request(i, pad="q" * 200) for i in range(start, min(count, start + 50))])
-        for _ in range(start, min(count, start + 50)):
-            back += [(await a.receive())["id"] for _ in range(start, min(count, start + 50))]
+        back += [(await a.receive())["id"] for _ in range(start, min(count, start + 50))]
     return await server, back
 
 
