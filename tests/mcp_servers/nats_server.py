@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import anyio
+from rpcwire import mcp as rmcp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from servers import KINDS
-
-from rpcwire import mcp as rmcp
 
 
 async def main(kind: str, address: str) -> None:
