@@ -330,6 +330,7 @@ class _Link(asyncio.Transport):
         self._high = 64 * 2**10
         self._low = 16 * 2**10
         self._writing_paused = False
+        self._polls = 0
         self._last_sent = self._loop.time()
         self._resent_at = -1.0
         # receive side
@@ -413,7 +414,8 @@ class _Link(asyncio.Transport):
         return (self._low, self._high)
 
     def get_write_buffer_size(self) -> int:
-        return self._pending_bytes
+        """What waits for the window here, and what the NATS client has not yet written to its socket."""
+        return self._pending_bytes + int(self._hub.nc.pending_data_size)
 
     def can_write_eof(self) -> bool:
         return True
@@ -428,10 +430,6 @@ class _Link(asyncio.Transport):
             self._pending.append((DATA, chunk))
             self._pending_bytes += len(chunk)
         self._pump()
-        protocol = self._protocol
-        if not self._writing_paused and self._pending_bytes > self._high and protocol is not None:
-            self._writing_paused = True
-            protocol.pause_writing()
 
     def write_eof(self) -> None:
         """Half-close: the peer reads EOF once everything written before has arrived; reading goes on."""
@@ -477,9 +475,37 @@ class _Link(asyncio.Transport):
             if kind != DATA:
                 self._end_sent = seq
             self._send(packet)
-        if self._writing_paused and self._pending_bytes <= self._low and self._protocol is not None:
+        self._flow()
+
+    def _flow(self) -> None:
+        """Pause the protocol's sends above the high-water mark, resume them at the low one.
+
+        The NATS client writes to its socket from a task of its own, so a sender that never yields would only
+        fill its buffer: above the mark, sends wait, which lets that task run (and the peer start reading). Its
+        buffer has no callback, so while paused this looks again on the next loop iterations."""
+        protocol = self._protocol
+        if protocol is None or self._done:
+            return
+        buffered = self.get_write_buffer_size()
+        if not self._writing_paused:
+            if buffered > self._high:
+                self._writing_paused = True
+                self._polls = 0
+                protocol.pause_writing()
+                self._loop.call_soon(self._poll_flow)
+        elif buffered <= self._low:
             self._writing_paused = False
-            self._protocol.resume_writing()
+            protocol.resume_writing()
+
+    def _poll_flow(self) -> None:
+        self._flow()
+        if self._writing_paused and not self._done:
+            self._polls += 1
+            # the next iteration or two (the client's flusher task runs then); slower while NATS holds it back
+            if self._polls < 4:
+                self._loop.call_soon(self._poll_flow)
+            else:
+                self._loop.call_later(0.005, self._poll_flow)
 
     def _send(self, packet: bytes) -> None:
         self._ack_sent = self._consumed
@@ -604,23 +630,25 @@ class _Link(asyncio.Transport):
             self._finish(None)  # both halves closed
 
     def _ack_soon(self) -> None:
-        if not self._ack_scheduled:
-            self._ack_scheduled = True
-            self._loop.call_soon(self._ack_now)
-
-    def _ack_now(self) -> None:
-        """Acknowledge on its own what no outgoing message carried yet, once it is a quarter of the window (a
-        reply usually carries it first), or when a duplicate says the peer missed an acknowledgement."""
-        self._ack_scheduled = False
-        if self._done or (self._consumed == self._ack_sent and not self._duplicates):
+        """Acknowledge on its own, at the end of this loop iteration (unless an outgoing message carried it by
+        then), once what is unacknowledged is a quarter of the window, or when a duplicate says the peer missed
+        an acknowledgement. Below that, the next message or heartbeat carries it: a round trip costs nothing."""
+        if self._ack_scheduled:
             return
         if (
             self._duplicates
             or self._in_since_ack * 4 >= self._window
             or (self._consumed - self._ack_sent) * 4 >= self._window_messages
         ):
-            self._duplicates = 0
-            self._control(BEAT, self._next - 1)
+            self._ack_scheduled = True
+            self._loop.call_soon(self._ack_now)
+
+    def _ack_now(self) -> None:
+        self._ack_scheduled = False
+        if self._done or (self._consumed == self._ack_sent and not self._duplicates):
+            return
+        self._duplicates = 0
+        self._control(BEAT, self._next - 1)
 
     def _gap(self, last: int) -> None:
         """Messages up to ``last`` were sent, and ``self._expected`` never came: ask for them again."""

@@ -37,7 +37,7 @@ class FakeHub:
         self.net = net
         self.prefix = f"_RPCWIRE.{name}"
         self.links: dict[str, Any] = {}
-        self.nc = SimpleNamespace(max_payload=net.max_payload)
+        self.nc = SimpleNamespace(max_payload=net.max_payload, pending_data_size=0)
         self._tokens = 0
         self.refs = 0
         self.released = 0

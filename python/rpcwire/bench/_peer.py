@@ -1,10 +1,11 @@
 """The far end of every bench connection, run as a child process.
 
-``python -m rpcwire.bench._peer --impl IMPL --transport stdio|unix|tcp [codec options]``
+``python -m rpcwire.bench._peer --impl IMPL --transport stdio|unix|tcp|nats [codec options]``
 
 - stdio: serves this process's stdin/stdout until EOF.
-- unix/tcp: listens on ``--address``, writes ``ADDRESS <url>`` as one line on stdout once it
-  accepts connections, and serves until its stdin reaches EOF (the parent closes it, or dies).
+- unix/tcp/nats: listens on (nats: subscribes to) ``--address``, writes ``ADDRESS <url>`` as one
+  line on stdout once it accepts connections, and serves until its stdin reaches EOF (the parent
+  closes it, or dies).
 
 The AES key, when encrypting, comes in the environment variable ``RPCWIRE_BENCH_KEY`` (hex),
 never on the command line. Logs go to stderr.
@@ -107,6 +108,36 @@ async def _serve_asyncio(args: argparse.Namespace) -> None:
         await _stdin_eof()
 
 
+async def _serve_nats(args: argparse.Namespace) -> None:
+    """The `nats` baseline's server, as a nats-py user writes it: a queue subscription with a callback,
+    ``orjson.loads`` each message, ``publish`` (``msg.respond``) the answer to its reply subject."""
+    import nats
+    import orjson
+
+    from .._address import parse_address
+
+    addr = parse_address(args.address)
+    assert addr.subject is not None
+    nc = await nats.connect(servers=list(addr.servers))
+    logic = ServerLogic()
+    loads, dumps = orjson.loads, orjson.dumps
+    expect_reply = ""
+
+    async def on_message(m: Any) -> None:
+        nonlocal expect_reply
+        msg = loads(m.data)
+        if m.reply and msg.get("method") == "bench/expect":
+            expect_reply = m.reply  # the throughput run's answer goes there after the last message
+        out = logic.on_message(msg)
+        if out is not None:
+            await nc.publish(m.reply or expect_reply, dumps(out))
+
+    await nc.subscribe(addr.subject, queue=addr.subject, cb=on_message)
+    _announce(args.address)
+    await _stdin_eof()
+    await nc.close()
+
+
 async def _serve_mcp(args: argparse.Namespace) -> None:
     from mcp.server.stdio import stdio_server
     from mcp.shared.message import SessionMessage
@@ -144,8 +175,8 @@ async def _serve_mcp(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rpcwire.bench._peer")
-    parser.add_argument("--impl", choices=("rpcwire", "reference", "asyncio", "floor", "mcp"), required=True)
-    parser.add_argument("--transport", choices=("stdio", "unix", "tcp"), required=True)
+    parser.add_argument("--impl", choices=("rpcwire", "reference", "asyncio", "floor", "mcp", "nats"), required=True)
+    parser.add_argument("--transport", choices=("stdio", "unix", "tcp", "nats"), required=True)
     parser.add_argument("--address", default="tcp://127.0.0.1:0")
     parser.add_argument("--framing", default="ndjson")
     parser.add_argument("--compression", default="none")
@@ -159,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "asyncio": _serve_asyncio,
         "floor": _serve_asyncio,
         "mcp": _serve_mcp,
+        "nats": _serve_nats,
     }
     factory = None
     if args.loop == "uvloop":

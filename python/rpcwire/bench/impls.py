@@ -2,8 +2,9 @@
 
 An :class:`Endpoint` is one setup (implementation, transport, framing, compression, encryption):
 for unix/tcp it starts one server child process (`rpcwire.bench._peer`) and opens connections
-to it; for stdio every connection is its own spawned child; for memory both ends live in this
-process (there is no process boundary to cross). A :class:`Conn` exposes ``prepare`` (turn a
+to it; for nats it starts a nats-server first, and the child serves a subject on it; for stdio
+every connection is its own spawned child; for memory both ends live in this process (there is
+no process boundary to cross). A :class:`Conn` exposes ``prepare`` (turn a
 dict into what this implementation sends, done before timing), ``send``, ``receive``,
 ``ack_count`` and ``close``; for rpcwire ``send``/``receive`` are the transport's own bound
 methods, so the harness adds no call layer.
@@ -122,6 +123,54 @@ class _NdjsonConn(Conn):
             await self._on_close()
 
 
+class _NatsConn(Conn):
+    """The `nats` baseline, as a nats-py user writes it: ``orjson.dumps`` and one ``publish`` per message,
+    ``nc.request`` for a round trip (``send`` starts it, ``receive`` awaits it). A throughput run's opener
+    (``bench/expect``) is published with a reply subject, the messages after it without one."""
+
+    def __init__(self, nc: Any, subject: str) -> None:
+        import orjson
+
+        self._nc = nc
+        self._subject = subject
+        self._loads = orjson.loads
+        self._dumps = orjson.dumps
+        self._call: Any = None
+        self._expecting = False
+        self._replies: asyncio.Queue[bytes] = asyncio.Queue()
+        self._inbox = nc.new_inbox()
+
+    async def start(self) -> None:
+        async def on_reply(msg: Any) -> None:
+            self._replies.put_nowait(msg.data)
+
+        await self._nc.subscribe(self._inbox, cb=on_reply)
+        await self._nc.flush()
+
+    def prepare(self, msg: dict[str, Any]) -> Any:
+        return msg.get("method") == "bench/expect", self._dumps(msg)
+
+    async def send(self, prepared: Any) -> None:
+        opener, data = prepared
+        if opener:
+            self._expecting = True
+            await self._nc.publish(self._subject, data, reply=self._inbox)
+        elif self._expecting:
+            await self._nc.publish(self._subject, data)
+        else:
+            self._call = self._nc.request(self._subject, data, timeout=30)
+
+    async def receive(self) -> Any:
+        call, self._call = self._call, None
+        if call is not None:
+            return self._loads((await call).data)
+        self._expecting = False
+        return self._loads(await self._replies.get())
+
+    async def close(self) -> None:
+        await self._nc.close()
+
+
 class _McpConn(Conn):
     def __init__(self, stack: contextlib.AsyncExitStack, read: Any, write: Any) -> None:
         from mcp.shared.message import SessionMessage
@@ -164,6 +213,7 @@ class Endpoint:
         self._tmpdir: str | None = None
         self._conns: list[Conn] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._nats_node: Any = None
 
     # -- helpers
     def _env(self) -> dict[str, str]:
@@ -191,6 +241,16 @@ class Endpoint:
     # -- lifecycle
     async def __aenter__(self) -> Endpoint:
         s = self.setup
+        if s.transport == "nats":
+            from .natsserver import start_node
+
+            self._nats_node = await asyncio.get_running_loop().run_in_executor(None, start_node)
+            self.address = f"{self._nats_node.url}/rpcwire.bench.{os.getpid()}"
+            try:
+                await self._start_server()
+            except BaseException:
+                self._stop_nats()
+                raise
         if s.transport in ("unix", "tcp"):
             if s.transport == "unix":
                 self._tmpdir = tempfile.mkdtemp(prefix="rpcwire-bench-")
@@ -209,9 +269,17 @@ class Endpoint:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._stop_server()
+        try:
+            await self._stop_server()
+        finally:
+            self._stop_nats()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _stop_nats(self) -> None:
+        node, self._nats_node = self._nats_node, None
+        if node is not None:
+            node.stop()
 
     async def _start_server(self) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -263,6 +331,8 @@ class Endpoint:
             return await self._open_asyncio()
         if s.impl == "mcp":
             return await self._open_mcp()
+        if s.impl == "nats":
+            return await self._open_nats()
         raise ValueError(f"unknown implementation {s.impl!r}")
 
     async def _open_rpcwire(self) -> Conn:
@@ -338,6 +408,18 @@ class Endpoint:
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _NdjsonConn(proto)
+
+    async def _open_nats(self) -> Conn:
+        import nats
+
+        from .._address import parse_address
+
+        assert self.address is not None
+        addr = parse_address(self.address)
+        assert addr.subject is not None
+        conn = _NatsConn(await nats.connect(servers=list(addr.servers)), addr.subject)
+        await conn.start()
+        return conn
 
     async def _open_mcp(self) -> Conn:
         from mcp.client.stdio import StdioServerParameters, stdio_client

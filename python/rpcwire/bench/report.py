@@ -88,11 +88,12 @@ def _baseline_key(case: Case, baseline: str) -> tuple[Any, ...]:
 
     reference: the identical setup with the pure-Python codec. asyncio: the same transport, size
     and mode (it speaks plain NDJSON only, so compressed/encrypted rows show what those cost
-    against what users write today); floor likewise. mcp: the same size and mode over the SDK's stdio transport.
+    against what users write today); floor likewise; nats (which runs over nats only) likewise. mcp: the same size
+    and mode over the SDK's stdio transport.
     """
     if baseline == "reference":
         return (case.transport, case.framing, case.compression, case.encrypted, case.size, case.mode)
-    if baseline in ("asyncio", "floor"):
+    if baseline in ("asyncio", "floor", "nats"):
         return (case.transport, case.size, case.mode)
     return (case.size, case.mode)
 
@@ -171,7 +172,7 @@ def machine_info(loop: str) -> dict[str, Any]:
         "rpcwire_version": rpcwire.__version__,
         "git_commit": _git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {d: _version(d) for d in ("orjson", "mcp", "uvloop", "lz4", "brotli", "cryptography")},
+        "versions": {d: _version(d) for d in ("orjson", "mcp", "uvloop", "lz4", "brotli", "cryptography", "nats-py")},
     }
 
 
@@ -405,7 +406,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "ratios",
                 ],
                 "properties": {
-                    "transport": {"enum": ["memory", "stdio", "unix", "tcp"]},
+                    "transport": {"enum": ["memory", "stdio", "unix", "tcp", "nats"]},
                     "framing": {"enum": ["ndjson", "length", "content-length"]},
                     "compression": {"enum": ["none", "lz4", "brotli"]},
                     "encrypted": {"type": "boolean"},
@@ -413,7 +414,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "message_bytes": {"type": "integer", "minimum": 1},
                     "message_kind": {"type": "string"},
                     "mode": {"enum": ["throughput", "roundtrip", "concurrent"]},
-                    "impl": {"enum": ["rpcwire", "reference", "asyncio", "mcp"]},
+                    "impl": {"enum": ["rpcwire", "reference", "asyncio", "floor", "mcp", "nats"]},
                     "count": {"type": "integer", "minimum": 1},
                     "clients": {"type": "integer", "minimum": 1},
                     "repeats": {"type": "integer", "minimum": 1},
@@ -439,7 +440,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     },
                     "ratios": {
                         "type": "object",
-                        "propertyNames": {"enum": ["reference", "asyncio", "mcp"]},
+                        "propertyNames": {"enum": ["reference", "asyncio", "floor", "mcp", "nats"]},
                         "additionalProperties": _NUM_OR_NULL,
                     },
                 },
