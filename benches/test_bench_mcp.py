@@ -12,6 +12,9 @@
   ``os.write``/``os.read`` at both ends: the cost of crossing to another process and back on this
   machine, which any stdio transport pays on top of the session layer. Together they bound the
   best any transport could do: one call takes at least ``no-transport p50 + pipe-floor p50``.
+  A fifth, ``nats``, is the same ClientSession over ``rpcwire.mcp.connect("nats://...")`` to the same
+  low-level ``Server`` served by ``rpcwire.mcp.serve`` in a child, through a nats-server this benchmark
+  starts: two network hops (client to NATS, NATS to server) instead of one pipe.
 
 The ``call_tool`` rows share one session each, open side by side, and take turns round after round
 (rotating order), so a slow spell of this shared machine hits them alike; ``extra_info["libs"]`` has each
@@ -51,8 +54,8 @@ LIBRARIES = ["sdk", "rpcwire"]
 # Enough messages that the SDK's run takes a few seconds; rpcwire's has to be long enough to time.
 COUNTS = {"sdk": 5_000, "rpcwire": 100_000}
 # call_tool: calls per library per round, and rounds (the libraries take turns within each round)
-CALLS = {"sdk": 40, "rpcwire": 100, "no-transport": 100, "pipe-floor": 200}
-CALL_LIBRARIES = [*LIBRARIES, "no-transport", "pipe-floor"]
+CALLS = {"sdk": 40, "rpcwire": 100, "nats": 100, "no-transport": 100, "pipe-floor": 200}
+CALL_LIBRARIES = [*LIBRARIES, "nats", "no-transport", "pipe-floor"]
 CALL_ROUNDS = 10
 
 MESSAGE = orjson.dumps(
@@ -111,6 +114,13 @@ class _Sessions:
             client(StdioServerParameters(command=sys.executable, args=argv))
         )
         await self._start(library, read, write)
+
+    async def open_nats(self, address: str) -> None:
+        """rpcwire.mcp over NATS to a low-level Server served by rpcwire.mcp.serve in a child process."""
+        from rpcwire import mcp as rmcp
+
+        read, write = await self.stack.enter_async_context(rmcp.connect(address))
+        await self._start("nats", read, write)
 
     async def open_in_process(self, tg: anyio.abc.TaskGroup) -> None:
         """The SDK's session layer alone: client and server in this process on zero-buffer memory streams."""
@@ -173,14 +183,24 @@ async def _time_calls(session: ClientSession | None, echo: _PipeEcho, calls: int
 
 async def _interleaved_round_trips(rounds: int) -> dict[str, list[list[float]]]:
     """Per library, per round, the latencies of CALLS[library] calls; the libraries take turns each round."""
+    from rpcwire.bench.natsserver import start_node
+
     out: dict[str, list[list[float]]] = {lib: [] for lib in CALL_LIBRARIES}
     echo = _PipeEcho()
+    node = start_node()
+    address = f"{node.url}/bench.mcp"
+    served = subprocess.Popen(
+        [sys.executable, str(SERVERS / "nats_server.py"), "lowlevel", address], stdout=subprocess.PIPE
+    )
     try:
+        assert served.stdout is not None
+        assert served.stdout.readline() == b"ready\n"
         async with anyio.create_task_group() as tg:  # the in-process server runs in tg
             async with contextlib.AsyncExitStack() as stack:  # the sessions close first, then tg is cancelled
                 sessions = _Sessions(stack)
                 for library in LIBRARIES:
                     await sessions.open_stdio(library)
+                await sessions.open_nats(address)
                 await sessions.open_in_process(tg)
                 for r in range(rounds):
                     shift = r % len(CALL_LIBRARIES)
@@ -189,6 +209,11 @@ async def _interleaved_round_trips(rounds: int) -> dict[str, list[list[float]]]:
             tg.cancel_scope.cancel()
     finally:
         echo.close()
+        served.terminate()
+        served.wait(10)
+        if served.stdout is not None:
+            served.stdout.close()
+        node.stop()
     return out
 
 
