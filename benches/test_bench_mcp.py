@@ -167,6 +167,20 @@ class _PipeEcho:
         self.proc.stdout.close()
 
 
+def _serve_on_nats() -> tuple[Any, subprocess.Popen[bytes], str]:
+    """A nats-server, and the low-level test server served on it by ``rpcwire.mcp.serve`` in a child."""
+    from rpcwire.bench.natsserver import start_node
+
+    node = start_node()
+    address = f"{node.url}/bench.mcp"
+    served = subprocess.Popen(
+        [sys.executable, str(SERVERS / "nats_server.py"), "lowlevel", address], stdout=subprocess.PIPE
+    )
+    assert served.stdout is not None
+    assert served.stdout.readline() == b"ready\n"
+    return node, served, address
+
+
 async def _time_calls(session: ClientSession | None, echo: _PipeEcho, calls: int) -> list[float]:
     """The latency of each of `calls` calls on `session` (None: round trips of the pipe echo)."""
     clock = time.perf_counter
@@ -183,18 +197,10 @@ async def _time_calls(session: ClientSession | None, echo: _PipeEcho, calls: int
 
 async def _interleaved_round_trips(rounds: int) -> dict[str, list[list[float]]]:
     """Per library, per round, the latencies of CALLS[library] calls; the libraries take turns each round."""
-    from rpcwire.bench.natsserver import start_node
-
     out: dict[str, list[list[float]]] = {lib: [] for lib in CALL_LIBRARIES}
     echo = _PipeEcho()
-    node = start_node()
-    address = f"{node.url}/bench.mcp"
-    served = subprocess.Popen(
-        [sys.executable, str(SERVERS / "nats_server.py"), "lowlevel", address], stdout=subprocess.PIPE
-    )
+    node, served, address = _serve_on_nats()
     try:
-        assert served.stdout is not None
-        assert served.stdout.readline() == b"ready\n"
         async with anyio.create_task_group() as tg:  # the in-process server runs in tg
             async with contextlib.AsyncExitStack() as stack:  # the sessions close first, then tg is cancelled
                 sessions = _Sessions(stack)
