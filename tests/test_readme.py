@@ -30,3 +30,23 @@ def test_readme_names_the_two_setup_commands_that_ci_runs() -> None:
     assert "make test" in text
     assert "make bench-quick" in text
     assert "exec make test" in ci
+
+
+def test_readme_nats_commands_parse() -> None:
+    """The three NATS commands of the README are valid: each `rpcwire` line parses, its address too."""
+    import shlex
+
+    from rpcwire import cli
+    from rpcwire._options import connection_options
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- nats-commands:start -->\n```bash\n(.*?)```", text, flags=re.DOTALL)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("rpcwire ")]
+    assert [c[0] for c in commands] == ["bridge", "connect"]
+    for argv in commands:
+        args = cli.build_parser().parse_args(argv)
+        address = args.listen if argv[0] == "bridge" else args.address
+        assert connection_options(args, "ADDRESS", address, server=argv[0] == "bridge") == {}
+        assert address.startswith("nats://")

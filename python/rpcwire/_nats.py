@@ -312,6 +312,7 @@ class _Link(asyncio.Transport):
         self._peer = ""
         self._protocol: RpcProtocol | None = None
         self._early: list[bytes] | None = []
+        self._early_bytes = 0
         self._timeout = peer_timeout
         self._beat = max(peer_timeout / 5, MIN_BEAT)
         self._window = window
@@ -544,8 +545,10 @@ class _Link(asyncio.Transport):
     def received(self, data: bytes) -> None:
         """One NATS message from the peer."""
         if self._early is not None:
-            if len(self._early) < self._window_messages:
+            # before the answer to our open: held, within the window (more is dropped; a resend recovers it)
+            if len(self._early) < self._window_messages and self._early_bytes + len(data) <= self._window:
                 self._early.append(data)
+                self._early_bytes += len(data)
             return
         if self._done:
             return
