@@ -245,7 +245,11 @@ class _Hub:
     async def _on_message(self, msg: Any) -> None:
         link = self.links.get(msg.subject[len(self.prefix) + 1 :])
         if link is not None:
-            link.received(msg.data)
+            try:
+                link.received(msg.data)
+            except Exception as exc:  # a bug here, not the peer's doing: nats-py would only pass it to error_cb
+                logger.exception("rpcwire: NATS: handling a message failed; ending that connection")
+                link.fail(ConnectionClosed(f"connection closed: internal error: {exc!r}"), reset="internal error")
 
     # ----------------------------------------------------------------- publishing
     def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
@@ -570,11 +574,10 @@ class _Link(asyncio.Transport):
             if seq >= self._expected:  # the peer has sent messages that never came
                 self._gap(seq)
         elif kind == NACK:
-            if seq >= self._next or seq <= self._acked - 1:
-                if seq >= self._next:
-                    self._violation(f"a resend request for message {seq}, which was never sent")
-                return
-            self._resend(seq)
+            if seq >= self._next:
+                self._violation(f"a resend request for message {seq}, which was never sent")
+            elif seq > self._acked:  # a request for what it acknowledged already is stale
+                self._resend(seq)
         elif kind == RESET:
             reason = data[_HEAD.size : _HEAD.size + 200].decode("utf-8", "replace")
             self._finish(ConnectionResetError(f"the peer reset the connection ({reason})"))
