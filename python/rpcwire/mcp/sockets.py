@@ -1,4 +1,4 @@
-"""MCP over Unix and TCP sockets: ``connect`` (an ``mcp.client.Transport``) and ``serve``."""
+"""MCP over Unix and TCP sockets and over NATS: ``connect`` (an ``mcp.client.Transport``) and ``serve``."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class SocketTransport:
 
 
 def connect(address: str, **codec_options: Any) -> SocketTransport:
-    """An ``mcp.client.Transport`` for ``address`` (``unix:///path``, ``tcp://host:port``).
+    """An ``mcp.client.Transport`` for ``address`` (``unix:///path``, ``tcp://host:port``, ``nats://host:port/SUBJECT``).
 
     Arguments:
         address: where the server listens.
@@ -124,7 +124,8 @@ async def serve(server: Any, address: str, **codec_options: Any) -> MCPSocketSer
     Arguments:
         server: an ``mcp.server.lowlevel.Server``, an ``mcp.server.mcpserver.MCPServer`` or a
             ``fastmcp.FastMCP``.
-        address: ``unix:///path`` or ``tcp://host:port`` (a bare port binds loopback).
+        address: ``unix:///path``, ``tcp://host:port`` (a bare port binds loopback), or
+            ``nats://host:port/SUBJECT``: every process serving that subject shares the sessions (one queue group).
         **codec_options: as for ``rpcwire.serve`` (framing defaults to ``auto``).
 
     Returns:
