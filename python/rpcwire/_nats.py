@@ -208,11 +208,18 @@ class _Hub:
         if tls is not None:
             settings["tls"] = tls
         settings.update(options)
+        nc = nats.NATS()
         try:
-            self.nc = await nats.connect(**settings)
+            # nats-py's own connect_timeout bounds each attempt, not a TLS server that drops us after the handshake
+            await asyncio.wait_for(nc.connect(**settings), timeout)
         except Exception as exc:
             self._pool.pop(self.key, None)
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = TimeoutError(f"no NATS connection within {timeout:g} s")
             raise ConnectionRefusedError(f"cannot reach NATS at {addr}: {exc!r}") from exc
+        self.nc = nc
         await self.nc.subscribe(self.prefix + ".*", cb=self._on_message)
 
     async def release(self) -> None:

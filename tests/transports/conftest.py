@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import pytest
 from rpcwire._compat import Runner
 
+from ._pki import pki  # noqa: F401 - the certificate fixture of the TLS tests (TCP and NATS)
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from rpcwire._address import parse_address
 from rpcwire.bench.natsserver import NatsNode, start_cluster, start_node
 
 from ._helpers import echo_handler, request
+from ._pki import Pki
 from .conftest import Run
 
 HERE = Path(__file__).parent
@@ -259,6 +261,56 @@ def test_reconnect_redials_a_new_instance(run: Run[None], node: NatsNode) -> Non
         await server.wait_closed()
 
     run(main())
+
+
+# ------------------------------------------------------------------------------------------ TLS and credentials
+
+
+def test_tls_to_the_nats_server_with_client_certificates(run: Run[None], pki: Pki) -> None:
+    """tls:// with ssl=: the NATS server checks our certificate, we check its; no certificate, no connection."""
+    tls = ("--tlsverify", "--tlscert", str(pki.server_cert), "--tlskey", str(pki.server_key))
+    with start_node(extra=(*tls, "--tlscacert", str(pki.ca))) as secured:
+        address = f"tls://127.0.0.1:{secured.port}/{subject()}"
+        ctx = ssl.create_default_context(cafile=pki.ca)
+        ctx.load_cert_chain(pki.client_cert, pki.client_key)
+
+        async def main() -> None:
+            async with (
+                await rpcwire.serve(echo_handler, address, ssl=ctx),
+                await rpcwire.connect(address, ssl=ctx) as t,
+            ):
+                await t.send(request(1, text="over TLS"))
+                assert (await t.receive())["result"] == {"text": "over TLS"}
+            anonymous = ssl.create_default_context(cafile=pki.ca)
+            with pytest.raises(ConnectionRefusedError, match="cannot reach NATS"):
+                await rpcwire.connect(address, ssl=anonymous, timeout=3, nats_options={"max_reconnect_attempts": 1})
+            stranger = ssl.create_default_context(cafile=pki.other_ca)
+            stranger.load_cert_chain(pki.client_cert, pki.client_key)
+            with pytest.raises(ConnectionRefusedError, match="cannot reach NATS"):
+                await rpcwire.connect(address, ssl=stranger, timeout=3, nats_options={"max_reconnect_attempts": 1})
+
+        run(main())
+
+
+def test_credentials_in_the_url_or_in_nats_options(run: Run[None]) -> None:
+    with start_node(extra=("--auth", "s3cret")) as guarded:
+        subj = subject()
+        address = f"nats://s3cret@127.0.0.1:{guarded.port}/{subj}"
+
+        async def main() -> None:
+            async with await rpcwire.serve(echo_handler, address) as server:
+                assert "s3cret" not in server.address
+                async with await rpcwire.connect(address) as t:
+                    await t.send(request(1))
+                    assert (await t.receive())["id"] == 1
+                bare = f"nats://127.0.0.1:{guarded.port}/{subj}"
+                async with await rpcwire.connect(bare, nats_options={"token": "s3cret"}) as t:
+                    await t.send(request(2))
+                    assert (await t.receive())["id"] == 2
+                with pytest.raises(ConnectionRefusedError, match="cannot reach NATS"):
+                    await rpcwire.connect(bare, nats_options={"token": "wrong", "max_reconnect_attempts": 1}, timeout=3)
+
+        run(main())
 
 
 # ------------------------------------------------------------------------------------------ plain NATS clients
