@@ -86,6 +86,8 @@ WINDOW_BYTES = 8 * 2**20
 WINDOW_MESSAGES = 1024
 #: Most payload bytes per NATS message (less when the server's max_payload is lower).
 CHUNK_BYTES = 2**20
+#: The NATS client's outgoing buffer (nats-py ``pending_size``; 2 MiB by default there).
+PENDING_BYTES = 8 * 2**20
 #: Heartbeats never come more often than this, whatever a peer asks for.
 MIN_BEAT = 0.05
 #: Longest subject a peer may name.
@@ -200,6 +202,9 @@ class _Hub:
             "name": "rpcwire",
             "connect_timeout": timeout,
             "reconnect_time_wait": 0.5,
+            # nats-py's outgoing buffer (also what it holds while reconnecting): above the transports' write
+            # high-water mark (2 MiB), so a sender pauses on that mark before nats-py would make it wait.
+            "pending_size": PENDING_BYTES,
             "error_cb": error_cb,
             "disconnected_cb": disconnected_cb,
             "reconnected_cb": reconnected_cb,
