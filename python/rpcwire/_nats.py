@@ -86,6 +86,8 @@ WINDOW_BYTES = 8 * 2**20
 WINDOW_MESSAGES = 1024
 #: Most payload bytes per NATS message (less when the server's max_payload is lower).
 CHUNK_BYTES = 2**20
+#: Most bytes a sender writes before it waits for the NATS client to flush them (one coalesced write).
+HIGH_WATER = 256 * 2**10
 #: The NATS client's outgoing buffer (nats-py ``pending_size``; 2 MiB by default there).
 PENDING_BYTES = 8 * 2**20
 #: Heartbeats never come more often than this, whatever a peer asks for.
@@ -421,11 +423,13 @@ class _Link(asyncio.Transport):
             self._deliver(seq, kind, body)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """As asked, but at most ``HIGH_WATER``: nats-py writes only when the sender yields, so yielding often
+        is what lets the first bytes leave (and the peer start reading) while a burst is still being sent."""
         if high is None:
             high = 64 * 2**10 if low is None else 4 * low
         if low is None:
             low = high // 4
-        self._high, self._low = high, low
+        self._high, self._low = min(high, HIGH_WATER), min(low, HIGH_WATER // 4)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low, self._high)
