@@ -526,7 +526,7 @@ class _Link(asyncio.Transport):
             if self._polls < 4:
                 self._loop.call_soon(self._poll_flow)
             else:
-                self._loop.call_later(0.005, self._poll_flow)
+                self._loop.call_later(0.001, self._poll_flow)
 
     def _send(self, packet: bytes) -> None:
         self._ack_sent = self._consumed
