@@ -725,7 +725,11 @@ class _Link(asyncio.Transport):
         quiet = now - self._last_sent
         if not self._peer_closed and (quiet >= self._beat or (self._unacked and quiet >= self._beat / 2)):
             self._control(BEAT, self._next - 1)
-        self._timer = self._loop.call_later(self._beat / 2, self._tick)
+        # Every half beat, and at the moment the peer's silence (or a gap) would reach the limit, so that a dead
+        # peer is declared at 0.8 peer_timeout, not up to half a beat later.
+        deadline = self._last_heard if self._gap_since is None else min(self._last_heard, self._gap_since)
+        delay = min(self._beat / 2, max(deadline + limit - now, 0.0) + 0.002)
+        self._timer = self._loop.call_later(delay, self._tick)
 
     # ----------------------------------------------------------------- ending
     def _violation(self, what: str) -> None:
