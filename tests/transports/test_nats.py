@@ -241,6 +241,55 @@ def test_handle_and_notifications(run: Run[None], node: NatsNode) -> None:
     run(main())
 
 
+def test_the_only_nats_node_dies_every_connection_ends_cleanly(run: Run[None]) -> None:
+    """kill -9 the NATS server itself: clients and server-side connections end with ConnectionClosed within
+    peer_timeout, a blocked send and a blocked receive both return, and closing everything does not hang."""
+    doomed = start_node()
+    address = f"{doomed.url}/{subject()}"
+
+    async def main() -> None:
+        opts = {"nats_options": {"max_reconnect_attempts": 2, "reconnect_time_wait": 0.2}}
+        server_sides: list[rpcwire.Transport] = []
+        ended: list[BaseException] = []
+
+        async def handler(t: rpcwire.Transport) -> None:
+            server_sides.append(t)
+            try:
+                async for msg in t:
+                    await t.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
+            except BaseException as exc:  # pragma: no cover - the test asserts there is none
+                ended.append(exc)
+                raise
+
+        server = await rpcwire.serve(handler, address, **opts)
+        clients = [await rpcwire.connect(address, **opts) for _ in range(3)]
+        for i, t in enumerate(clients):
+            await t.send(request(i))
+            assert (await t.receive())["id"] == i
+        waiting = asyncio.get_running_loop().create_task(clients[0].receive())
+        doomed.kill()
+        started = time.monotonic()
+        with pytest.raises(rpcwire.ConnectionClosed):
+            await waiting
+        for t in clients[1:]:
+            with pytest.raises(rpcwire.ConnectionClosed):
+                await t.receive()
+        assert time.monotonic() - started <= 2.0
+        for t in clients:
+            with pytest.raises(rpcwire.ConnectionClosed):
+                await t.send(request(9))
+        await asyncio.wait_for(asyncio.gather(*(t.close() for t in clients)), 5)
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        assert len(server_sides) == 3
+        assert ended == []  # each handler's `async for` ended cleanly
+
+    try:
+        run(main())
+    finally:
+        doomed.stop()
+
+
 def test_reconnect_redials_a_new_instance(run: Run[None], node: NatsNode) -> None:
     address = f"{node.url}/{subject()}"
 
@@ -340,6 +389,10 @@ def test_plain_nats_requests_are_answered(run: Run[None], node: NatsNode) -> Non
                     *(nc.request(subj, orjson.dumps(request(i)), timeout=10) for i in range(200))
                 )
                 assert [orjson.loads(r.data)["id"] for r in replies] == list(range(200))
+                # a batch gets its array of responses
+                batch = [request(1, a=1), request(2, b=2)]
+                reply = await nc.request(subj, orjson.dumps(batch), timeout=5)
+                assert orjson.loads(reply.data) == {"jsonrpc": "2.0", "id": None, "result": batch}
             finally:
                 await nc.close()
 
@@ -469,6 +522,15 @@ def test_callers_spread_over_three_instances(node: NatsNode) -> None:
             again = await asyncio.gather(*(whoami(t, 1) for t in callers))
             assert names == again
             await asyncio.gather(*(t.close() for t in callers))
+            # plain requests reach the instances too (they serve with handle())
+            nc = await nats.connect(node.url)
+            try:
+                subj = parse_address(address).subject
+                assert subj is not None
+                reply = await nc.request(subj, b'{"jsonrpc":"2.0","id":5,"method":"whoami"}', timeout=5)
+                assert json.loads(reply.data)["result"] in {"a", "b", "c"}
+            finally:
+                await nc.close()
             return Counter(names)
 
         spread = asyncio.run(main())
