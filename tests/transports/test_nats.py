@@ -241,14 +241,22 @@ def test_handle_and_notifications(run: Run[None], node: NatsNode) -> None:
     run(main())
 
 
-def test_the_only_nats_node_dies_every_connection_ends_cleanly(run: Run[None]) -> None:
+@pytest.mark.parametrize(
+    "nats_options",
+    [None, {"max_reconnect_attempts": 2, "reconnect_time_wait": 0.2}],
+    ids=["still-reconnecting", "nats-gives-up"],
+)
+def test_the_only_nats_node_dies_every_connection_ends_cleanly(
+    run: Run[None], nats_options: dict[str, Any] | None
+) -> None:
     """kill -9 the NATS server itself: clients and server-side connections end with ConnectionClosed within
-    peer_timeout, a blocked send and a blocked receive both return, and closing everything does not hang."""
+    peer_timeout (heartbeats, while nats-py still tries to reconnect; or nats-py closing), a blocked receive
+    returns, sends fail cleanly, and closing everything does not hang."""
     doomed = start_node()
     address = f"{doomed.url}/{subject()}"
 
     async def main() -> None:
-        opts = {"nats_options": {"max_reconnect_attempts": 2, "reconnect_time_wait": 0.2}}
+        opts = {"nats_options": nats_options}
         server_sides: list[rpcwire.Transport] = []
         ended: list[BaseException] = []
 
