@@ -383,7 +383,7 @@ class _Link(asyncio.Transport):
         self._beat = max(min(self._beat, peer_beat), MIN_BEAT)
         self._window = min(self._window, peer_window)
         nc = self._hub.nc
-        self._chunk = max(1024, min(CHUNK_BYTES, nc.max_payload - 1024))
+        self._chunk = max(1, min(CHUNK_BYTES, nc.max_payload - _HEAD.size))
         self._protocol = protocol
         protocol.connection_made(self)
         self._last_heard = self._last_tick = self._loop.time()
