@@ -49,11 +49,16 @@ class Address:
         """True for ``nats://`` and ``tls://`` addresses."""
         return self.scheme in ("nats", "tls")
 
+    @property
+    def nats_hosts(self) -> tuple[str, ...]:
+        """NATS only: each server's ``host:port`` (an IPv6 host in brackets), without scheme or credentials."""
+        return tuple(server.partition("://")[2].rpartition("@")[2] for server in self.servers)
+
     def __str__(self) -> str:
         if self.scheme == "unix":
             return f"unix://{self.path}"
         if self.is_nats:
-            hosts = ",".join(server.partition("://")[2].rpartition("@")[2] for server in self.servers)
+            hosts = ",".join(self.nats_hosts)
             query = f"?queue={self.queue}" if self.queue is not None else ""
             return f"{self.scheme}://{hosts}/{self.subject}{query}"
         host = self.host or ""
@@ -145,12 +150,19 @@ def _parse_host_port(rest: str, address: object, *, default_port: int | None) ->
     return host, _parse_port(port_text, address)
 
 
-def _check_subject(kind: str, subject: str, address: object) -> None:
-    tokens = subject.split(".")
-    if not subject or any(not token for token in tokens):
-        raise ValueError(f"invalid address {address!r}: {kind} {subject!r} has an empty token")
+def subject_problem(subject: str) -> str | None:
+    """What is wrong with ``subject`` as a NATS subject to serve on or reply to (None: nothing)."""
+    if not subject or not all(subject.split(".")):
+        return "has an empty token"
     if any(c.isspace() or c in "*>" for c in subject):
-        raise ValueError(f"invalid address {address!r}: {kind} {subject!r} may not hold spaces or wildcards (* >)")
+        return "may not hold spaces or wildcards (* >)"
+    return None
+
+
+def _check_subject(kind: str, subject: str, address: object) -> None:
+    problem = subject_problem(subject)
+    if problem is not None:
+        raise ValueError(f"invalid address {address!r}: {kind} {subject!r} {problem}")
 
 
 def _parse_nats(scheme: Scheme, rest: str, address: object) -> Address:

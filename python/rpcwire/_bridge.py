@@ -318,12 +318,6 @@ async def connect(
             await remote.close()
 
 
-def _host(server: str) -> str:
-    """The host of a NATS server URL (``nats://[creds@]host:port``)."""
-    hostport = server.partition("://")[2].rpartition("@")[2]
-    return hostport.rpartition(":")[0].strip("[]")
-
-
 def _loopback(host: str | None) -> bool:
     if host == "localhost":
         return True
@@ -340,7 +334,11 @@ def run_bridge(args: argparse.Namespace) -> int:
     options = connection_options(args, "LISTEN_ADDRESS", args.listen, server=True)
     address = parse_address(args.listen)
     unprotected = options.get("keyring") is None and options.get("ssl") is None
-    if address.is_nats and options.get("keyring") is None and not all(_loopback(_host(s)) for s in address.servers):
+    if (
+        address.is_nats
+        and options.get("keyring") is None
+        and not all(_loopback(hostport.rpartition(":")[0].strip("[]")) for hostport in address.nats_hosts)
+    ):
         log.warning(
             "bridge: serving %s on %s without --key-file: anyone who may publish to that subject can run it (NATS "
             "authorization aside), and messages are not sealed end to end",

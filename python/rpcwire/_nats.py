@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ._address import Address
+from ._address import Address, subject_problem
 from ._errors import ConnectionClosed
 from ._protocol import RpcProtocol, new_codec
 
@@ -103,11 +103,7 @@ def _check_peer_timeout(peer_timeout: float) -> float:
 
 
 def _valid_subject(subject: str) -> bool:
-    return (
-        0 < len(subject) <= MAX_SUBJECT
-        and all(subject.split("."))
-        and not any(c.isspace() or c in "*>" for c in subject)
-    )
+    return len(subject) <= MAX_SUBJECT and subject_problem(subject) is None
 
 
 def _open_message(version: int, beat: float, window: int, tail: bytes) -> bytes:
@@ -838,13 +834,10 @@ class _Reply(asyncio.Transport):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._loop_call(self._protocol.connection_lost, None)
+            self._hub.loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
         self.close()
-
-    def _loop_call(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._hub.loop.call_soon(fn, *args)
 
 
 _REFUSE_KEYED = (
