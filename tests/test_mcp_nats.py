@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from mcp.client.stdio import StdioServerParameters
 from rpcwire import mcp as rmcp
 from rpcwire.bench.natsserver import NatsNode, start_node
 
+from .transports._helpers import ready_children
+
 SERVERS = Path(__file__).parent / "mcp_servers"
 
 
@@ -32,27 +33,6 @@ def node() -> Iterator[NatsNode]:
         yield n
 
 
-@contextlib.contextmanager
-def serving(argvs: list[list[str]], ready: bytes = b"ready\n") -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) for argv in argvs]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == ready
-        yield procs
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-
 def text_of(result: Any) -> str:
     return str(result.content[0].text)
 
@@ -60,7 +40,7 @@ def text_of(result: Any) -> str:
 def test_client_sessions_over_nats_spread_over_two_fastmcp_instances(node: NatsNode) -> None:
     address = f"{node.url}/mcp.tools.{os.getpid()}"
     argv = [sys.executable, str(SERVERS / "nats_server.py"), "fastmcp", address]
-    with serving([argv, argv]) as procs:
+    with ready_children([argv, argv]) as procs:
 
         async def session(i: int) -> str:
             async with rmcp.connect(address) as (read, write), ClientSession(read, write) as s:

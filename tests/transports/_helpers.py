@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import rpcwire
@@ -41,3 +44,28 @@ def wait_for_path(path: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def ready_children(argvs: list[list[str]], timeout: float = 15.0) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start a child per argv, each ready once it prints ``ready`` on stdout; on exit, SIGTERM them and wait
+    (SIGKILL after ``timeout`` seconds)."""
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) for argv in argvs]
+    try:
+        for argv, proc in zip(argvs, procs, strict=True):
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line == b"ready\n", f"{argv[1:]} did not start: {line!r}"
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()

@@ -26,7 +26,7 @@ import rpcwire
 from rpcwire._address import parse_address
 from rpcwire.bench.natsserver import NatsNode, start_cluster, start_node
 
-from ._helpers import echo_handler, request
+from ._helpers import echo_handler, ready_children, request
 from ._pki import Pki
 from .conftest import Run
 
@@ -63,32 +63,9 @@ def subject() -> str:
 @contextlib.contextmanager
 def instances(address: str, names: list[str], options: str = "") -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Serving child processes, one per name, all on ``address``; ready when each printed ``ready``."""
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, str(HERE / "nats_child.py"), address, name, options],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )
-        for name in names
-    }
-    try:
-        for name, proc in procs.items():
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert line == b"ready\n", f"instance {name} did not start: {line!r}"
-        yield procs
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+    argvs = [[sys.executable, str(HERE / "nats_child.py"), address, name, options] for name in names]
+    with ready_children(argvs) as procs:
+        yield dict(zip(names, procs, strict=True))
 
 
 async def whoami(t: rpcwire.Transport, i: int = 0) -> str:
