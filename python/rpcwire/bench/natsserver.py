@@ -7,6 +7,7 @@ ready when it answers on its client port (a cluster: when every node has a route
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,6 +69,7 @@ class NatsNode:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        self._config: str | None = None  # the config file written for max_payload, removed by stop()
 
     @property
     def url(self) -> str:
@@ -89,6 +91,7 @@ class NatsNode:
             config = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)  # noqa: SIM115
             config.write(f"max_payload: {self.max_payload}\n")
             config.close()
+            self._config = config.name
             argv += ["-c", config.name]
         argv += list(self.extra)
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -134,6 +137,10 @@ class NatsNode:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+        if self._config is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._config)
+            self._config = None
 
     def __enter__(self) -> NatsNode:
         return self
