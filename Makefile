@@ -126,7 +126,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 fuzz: ## cargo-fuzz every target for FUZZ_SECONDS each (default 60), from the corpus in fuzz/corpus
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
 	@# libFuzzer's flags need nightly; RUSTC_BOOTSTRAP lets the stable toolchain this machine has pass them.
-	cd fuzz && for target in frames envelope decoder; do \
+	cd fuzz && for target in frames envelope decoder scan; do \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 

@@ -19,6 +19,7 @@ use jiter::{Jiter, JiterError, JiterErrorType, JsonErrorType, LinePosition, Numb
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyString};
+use rpcwire_core::pull::{Pull, Scan};
 
 use rpcwire_core::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, VERSION};
 
@@ -123,12 +124,12 @@ impl StrCache {
 
     /// `s` as a `str`: the cached one when the cache holds it, else a new one (cached when short and ASCII).
     #[inline]
-    fn get<'py>(&mut self, py: Python<'py>, s: &str, max_len: usize) -> PyResult<Bound<'py, PyString>> {
+    fn get<'py>(&mut self, py: Python<'py>, s: &str, ascii: bool, max_len: usize) -> PyResult<Bound<'py, PyString>> {
         let bytes = s.as_bytes();
         if bytes.len() > max_len {
-            // Long strings go to CPython's UTF-8 decoder, which copies an ASCII one as fast as `new_ascii`
-            // and spares a separate pass over a long one to find out.
-            return new_utf8(py, s);
+            // Long strings not known to be ASCII go to CPython's UTF-8 decoder, which copies an ASCII one
+            // nearly as fast as `new_ascii` and spares a separate pass over a long one to find out.
+            return if ascii { new_ascii(py, s) } else { new_utf8(py, s) };
         }
         let hash = hash_of(bytes);
         // The top CACHE_BITS bits: always below CACHE_SLOTS.
@@ -141,7 +142,7 @@ impl StrCache {
                 }
             }
         }
-        if !s.is_ascii() {
+        if !ascii && !s.is_ascii() {
             return new_utf8(py, s);
         }
         let string = new_ascii(py, s)?;
@@ -206,9 +207,18 @@ impl Decoder {
     /// stays in the caller's frame: moved out through the result, the small struct costs store-forwarding
     /// stalls on every message).
     pub fn decode<'py>(&mut self, py: Python<'py>, json: &[u8], recorded: &mut Recorded) -> DecodeResult<Decoded<'py>> {
-        let mut jiter = Jiter::with_tape(json, std::mem::take(&mut self.tape));
-        let decoded = self.document(py, &mut jiter, recorded);
-        let tape = jiter.into_tape();
+        // Scan first; what it does not read itself (an error, or a batch over the limit) is parsed again by
+        // jiter alone, whose error the item reports.
+        let mut scan = Scan::with_tape(json, std::mem::take(&mut self.tape));
+        let mut decoded = self.document(py, &mut scan, recorded);
+        let mut tape = scan.into_tape();
+        if let Err(DecodeError::Json(_) | DecodeError::Batch(_)) = decoded {
+            self.stack.clear();
+            *recorded = Recorded::default();
+            let mut jiter = Jiter::with_tape(json, tape);
+            decoded = self.document(py, &mut jiter, recorded);
+            tape = jiter.into_tape();
+        }
         if tape.capacity() <= TAPE_KEEP_MAX {
             self.tape = tape;
         }
@@ -217,10 +227,10 @@ impl Decoder {
         decoded
     }
 
-    fn document<'py>(
+    fn document<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         recorded: &mut Recorded,
     ) -> DecodeResult<Decoded<'py>> {
         let peek = jiter.peek()?;
@@ -246,17 +256,17 @@ impl Decoder {
 
     /// The value `peek` starts, at nesting `depth` (of its container, if it is one), and its kind.
     #[inline]
-    fn value<'py>(
+    fn value<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         peek: Peek,
         depth: usize,
     ) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
         match peek {
             Peek::String => {
-                let s = jiter.known_str()?;
-                Ok((self.values.get(py, s, VALUE_MAX_LEN)?.into_any(), JsonKind::Str))
+                let (s, ascii) = jiter.known_text()?;
+                Ok((self.values.get(py, s, ascii, VALUE_MAX_LEN)?.into_any(), JsonKind::Str))
             }
             Peek::Object | Peek::Array if depth % STACK_CHECK_EVERY == STACK_CHECK_EVERY - 1 => {
                 // Recursion goes MAX_DEPTH deep, more than a small thread stack (256 KiB) holds: every
@@ -277,10 +287,10 @@ impl Decoder {
     }
 
     /// The object or array `peek` starts.
-    fn container<'py>(
+    fn container<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         peek: Peek,
         depth: usize,
     ) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
@@ -291,10 +301,10 @@ impl Decoder {
         }
     }
 
-    fn object<'py>(
+    fn object<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         depth: usize,
         mut record: Record<'_>,
     ) -> DecodeResult<Bound<'py, PyAny>> {
@@ -311,7 +321,7 @@ impl Decoder {
             let found;
             let key = match tag {
                 Tag::None => {
-                    found = self.keys.get(py, name, KEY_MAX_LEN)?;
+                    found = self.keys.get(py, name, false, KEY_MAX_LEN)?;
                     &found
                 }
                 Tag::Rule(rule) => rule_key_str(py, rule),
@@ -339,10 +349,10 @@ impl Decoder {
 
     /// A member of the top-level object the rules read: build it and record what they need of it.
     #[inline(never)]
-    fn rule_member<'py>(
+    fn rule_member<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         peek: Peek,
         depth: usize,
         recorded: &mut Recorded,
@@ -351,7 +361,7 @@ impl Decoder {
         let mut error_members = ErrorMembers::default();
         let (value, seen) = match (rule, peek) {
             (RuleKey::Jsonrpc, Peek::String) => {
-                let s = jiter.known_str()?;
+                let (s, ascii) = jiter.known_text()?;
                 if s == VERSION {
                     let seen = Seen {
                         kind: JsonKind::Str,
@@ -360,7 +370,7 @@ impl Decoder {
                     (pyo3::intern!(py, "2.0").clone().into_any(), seen)
                 } else {
                     (
-                        self.values.get(py, s, VALUE_MAX_LEN)?.into_any(),
+                        self.values.get(py, s, ascii, VALUE_MAX_LEN)?.into_any(),
                         Seen::of(JsonKind::Str),
                     )
                 }
@@ -379,10 +389,10 @@ impl Decoder {
     }
 
     /// The array at `depth`, refused (`DecodeError::Batch`) once it would hold more than `max_len` elements.
-    fn array<'py>(
+    fn array<'py, 'j, P: Pull<'j>>(
         &mut self,
         py: Python<'py>,
-        jiter: &mut Jiter<'_>,
+        jiter: &mut P,
         depth: usize,
         max_len: usize,
     ) -> DecodeResult<Bound<'py, PyAny>> {
@@ -434,7 +444,7 @@ fn error_key_str(py: Python<'_>, key: ErrorKey) -> &Bound<'_, PyString> {
 
 /// A nesting error past [`MAX_DEPTH`], worded as jiter words its own.
 #[inline]
-fn check_depth(jiter: &Jiter<'_>, depth: usize) -> DecodeResult<()> {
+fn check_depth<'j, P: Pull<'j>>(jiter: &P, depth: usize) -> DecodeResult<()> {
     if depth >= MAX_DEPTH {
         return Err(DecodeError::Json(JiterError {
             error_type: JiterErrorType::JsonError(JsonErrorType::RecursionLimitExceeded),
@@ -564,7 +574,11 @@ fn new_utf8<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
 
 /// The number `peek` starts: `int` (any size) or `float`.
 #[inline]
-fn number<'py>(py: Python<'py>, jiter: &mut Jiter<'_>, peek: Peek) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
+fn number<'py, 'j, P: Pull<'j>>(
+    py: Python<'py>,
+    jiter: &mut P,
+    peek: Peek,
+) -> DecodeResult<(Bound<'py, PyAny>, JsonKind)> {
     match jiter.known_number(peek)? {
         NumberAny::Int(NumberInt::Int(i)) => {
             // SAFETY: the GIL is held; PyLong_FromLongLong returns a new reference, or NULL with an exception set.

@@ -188,6 +188,71 @@ def test_big_int_id_makes_a_request() -> None:
     assert item == {"jsonrpc": "2.0", "id": 123456789012345678901234567890, "method": "m"}
 
 
+# --- the parser: Scan's own paths and its hand-overs to jiter, against json/orjson --------------------
+# (src: crates/rpcwire-core/src/pull.rs; the Rust tests and the `scan` fuzz target hold it to jiter directly)
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=30,
+)
+LAYOUTS = [
+    {"separators": (",", ":")},
+    {"separators": (", ", ": ")},
+    {"indent": 2},
+    {"indent": "\t", "separators": (" ,", " : ")},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, layout=st.sampled_from(LAYOUTS), ensure_ascii=st.booleans())
+def test_any_value_in_any_layout(value: Any, layout: dict[str, Any], ensure_ascii: bool) -> None:
+    """Every JSON value, compact or spread out, escaped or not, decodes to what `json.loads` makes of it."""
+    text = json.dumps({"jsonrpc": "2.0", "id": 1, "result": value}, ensure_ascii=ensure_ascii, **layout)
+    item = decode(text.encode())
+    assert same(item["result"], json.loads(text)["result"]), text
+
+
+MESSAGE = (
+    b'{"jsonrpc":"2.0","id":-12,"method":"a/b","params":{"s":"x\\ty","n":[0,1.5,null,true,false],'
+    b'"u":"\xc3\xa9","k":{"":[]},"big":12345678901234567890}}'
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(MESSAGE) - 1), st.sampled_from(list(b' "\\,:{}[]0-e.x\x01\t'))),
+        min_size=1,
+        max_size=3,
+    ),
+    cut=st.integers(0, len(MESSAGE)),
+)
+def test_damaged_messages_decode_as_orjson_reads_them(edits: list[tuple[int, int]], cut: int) -> None:
+    """A message with bytes changed or cut off: a value equal to orjson's where orjson reads it, a ParseError
+    where it does not, and the codec goes on either way."""
+    damaged = bytearray(MESSAGE)
+    for at, byte in edits:
+        damaged[at] = byte
+    text = bytes(damaged[: max(cut, 1)])
+    codec = RUST(framing="length")
+    item = decode(text, codec)
+    try:
+        expected = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        assert isinstance(item, rpcwire.ParseError), (text, item)
+    else:
+        assert not isinstance(item, rpcwire.ParseError), (text, item)
+        value = json.loads(text)  # every digit of big integers, unlike orjson
+        if isinstance(expected, dict) and kind_error(value) is None:
+            assert same(item, value), (text, item)
+    assert decode(b'{"jsonrpc":"2.0","method":"ok"}', codec) == {"jsonrpc": "2.0", "method": "ok"}
+
+
 # --- objects ---------------------------------------------------------------------------------------
 
 

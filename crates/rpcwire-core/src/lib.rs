@@ -37,4 +37,5 @@ pub mod envelope;
 pub mod errors;
 pub mod framing;
 pub mod jsonrpc;
+pub mod pull;
 pub mod session;
