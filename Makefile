@@ -55,6 +55,7 @@ lint-rust: ## cargo fmt --check, clippy -D warnings (the core crate and the bind
 	cargo fmt --all --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy -q --workspace --all-targets -- -D warnings
+	cargo clippy -q --all-targets --features sonic -- -D warnings
 
 .PHONY: lint-workflows
 lint-workflows: ## the release workflow against GitHub's workflow schema

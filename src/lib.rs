@@ -9,6 +9,8 @@ mod py_errors;
 mod py_json;
 mod py_keyring;
 mod py_protocol;
+#[cfg(feature = "sonic")]
+mod py_sonic;
 
 /// The crate version in Python's spelling (`0.1.0-alpha.1` -> `0.1.0a1`).
 #[must_use]

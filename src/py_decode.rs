@@ -19,7 +19,7 @@ use jiter::{Jiter, JiterError, JiterErrorType, JsonErrorType, LinePosition, Numb
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyString};
-use rpcwire_core::pull::{Pull, Scan};
+use rpcwire_core::pull::Pull;
 
 use rpcwire_core::jsonrpc::{ErrorKey, ErrorMembers, JsonKind, Recorded, RuleKey, Seen, VERSION};
 
@@ -209,9 +209,20 @@ impl Decoder {
     pub fn decode<'py>(&mut self, py: Python<'py>, json: &[u8], recorded: &mut Recorded) -> DecodeResult<Decoded<'py>> {
         // Scan first; what it does not read itself (an error, or a batch over the limit) is parsed again by
         // jiter alone, whose error the item reports.
-        let mut scan = Scan::with_tape(json, std::mem::take(&mut self.tape));
-        let mut decoded = self.document(py, &mut scan, recorded);
-        let mut tape = scan.into_tape();
+        #[cfg(feature = "sonic")]
+        let (mut decoded, mut tape) = match sonic_rs::from_slice::<sonic_rs::Value>(json) {
+            Ok(dom) => (
+                self.document(py, &mut crate::py_sonic::SonicWalk::new(&dom), recorded),
+                std::mem::take(&mut self.tape),
+            ),
+            Err(_) => (Err(DecodeError::Batch(0)), std::mem::take(&mut self.tape)),
+        };
+        #[cfg(not(feature = "sonic"))]
+        let (mut decoded, mut tape) = {
+            let mut scan = rpcwire_core::pull::Scan::with_tape(json, std::mem::take(&mut self.tape));
+            let decoded = self.document(py, &mut scan, recorded);
+            (decoded, scan.into_tape())
+        };
         if let Err(DecodeError::Json(_) | DecodeError::Batch(_)) = decoded {
             self.stack.clear();
             *recorded = Recorded::default();
