@@ -101,6 +101,11 @@ def test_tiny_run_of_every_mode_on_memory_and_unix(tiny_run: dict[str, Any]) -> 
             assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"]
         if r["mode"] == "concurrent":
             assert r["clients"] == 3
+        # the server's CPU time per message: measured for the server child of unix, not for memory (in-process)
+        if r["transport"] == "unix":
+            assert r["server_cpu_us"] > 0
+        else:
+            assert r["server_cpu_us"] is None
     # ratios: every rpcwire row has a reference ratio; unix rows also one against asyncio
     for r in rows:
         if r["impl"] != "rpcwire":
@@ -287,3 +292,45 @@ def test_ctrl_c_stops_cleanly_and_reports_what_finished(tmp_path: Path) -> None:
     while _peer_processes(marker, proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _peer_processes(marker, proc.pid) == []
+
+
+def test_servers_that_iterate(tmp_path: Path) -> None:
+    """``--server-reads iterate``: the rpcwire and reference servers read with ``async for`` and answer with
+    ``await t.send``, in the child (unix) and in process (memory); the figures come out as with ``handle``."""
+    json_path = tmp_path / "bench.json"
+    argv = ["-m", "rpcwire", "bench", "--transport", "memory,unix", "--mode", "throughput,roundtrip,concurrent"]
+    argv += ["--size", "150", "--count", "30", "--clients", "2", "--repeat", "1", "--baseline", "reference"]
+    argv += ["--server-reads", "iterate", "--json", str(json_path), "--no-progress"]
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(json_path.read_text())
+    assert doc["errors"] == []
+    assert "iterate" in doc["argv"]
+    assert len(doc["results"]) == 2 * 3 * 2
+    assert all(r["msgs_per_s"] > 0 for r in doc["results"])
+
+
+def test_iterating_server_answers_every_request() -> None:
+    """The iterating server (``baselines.iterate_transport``) over a memory pair: answers each round trip and
+    the throughput acknowledgement, as the ``handle`` server does."""
+    import asyncio
+
+    import rpcwire
+    from rpcwire.bench.baselines import iterate_transport
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        server = asyncio.create_task(iterate_transport(b))
+        await a.send(workloads.request(150, 7))
+        answer = await a.receive()
+        assert answer["id"] == 7
+        assert answer == workloads.response(150, 7)
+        await a.send(workloads.expect_request(3))
+        for _ in range(3):
+            await a.send(workloads.payload(150))
+        ack = await a.receive()
+        assert ack["result"] == {"count": 3}
+        await a.close()
+        await asyncio.wait_for(server, 5)
+
+    asyncio.run(main())

@@ -21,7 +21,8 @@ import sys
 from typing import Any
 
 from .._compat import Runner
-from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, serve_transport
+from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, iterate_transport, serve_transport
+from .config import SERVER_READS
 
 log = logging.getLogger("rpcwire.bench.peer")
 
@@ -67,13 +68,14 @@ async def _serve_rpcwire(args: argparse.Namespace) -> None:
     import rpcwire
 
     opts = codec_kwargs(args.framing, args.compression, args.encrypted)
+    serve = iterate_transport if args.reads == "iterate" else serve_transport
 
     with codec_override(args.impl):
         if args.transport == "stdio":
             async with rpcwire.stdio(**opts) as t:
-                await serve_transport(t)
+                await serve(t)
             return
-        server = await rpcwire.serve(serve_transport, args.address, **opts)
+        server = await rpcwire.serve(serve, args.address, **opts)
         async with server:
             _announce(str(server.address))
             await _stdin_eof()
@@ -182,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compression", default="none")
     parser.add_argument("--encrypted", action="store_true")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--reads", choices=SERVER_READS, default="handle")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="bench peer: %(levelname)s: %(message)s")
     serve = {

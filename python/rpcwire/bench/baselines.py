@@ -72,6 +72,17 @@ async def serve_transport(t: Any) -> None:
     await t.handle(ServerLogic().on_message)
 
 
+async def iterate_transport(t: Any) -> None:
+    """:class:`ServerLogic` on an rpcwire transport the way most application code reads one (``--server-reads
+    iterate``): ``async for`` over its messages, ``await t.send`` of each answer."""
+    on_message = ServerLogic().on_message
+    send = t.send
+    async for msg in t:
+        answer = on_message(msg)
+        if answer is not None:
+            await send(answer)
+
+
 class NdjsonProtocol(asyncio.Protocol):
     """Hand-rolled NDJSON over an asyncio transport with orjson: the `asyncio` baseline.
 

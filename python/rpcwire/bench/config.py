@@ -20,6 +20,7 @@ __all__ = (
     "FRAMINGS",
     "IMPLS",
     "MODES",
+    "SERVER_READS",
     "TRANSPORTS",
     "BenchConfig",
     "Case",
@@ -34,6 +35,8 @@ FRAMINGS = ("ndjson", "length", "content-length")
 COMPRESSIONS = ("none", "lz4", "brotli")
 MODES = ("throughput", "roundtrip", "concurrent")
 BASELINES = ("reference", "asyncio", "floor", "mcp", "nats")
+#: How the rpcwire and reference bench servers read their transport (`--server-reads`).
+SERVER_READS = ("handle", "iterate")
 #: Every implementation a result row can name: rpcwire itself and the baselines.
 IMPLS = ("rpcwire", *BASELINES)
 DEFAULT_SIZES = (150, 6000, 64000, 1_000_000)
@@ -165,6 +168,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--repeat", type=_positive_int, default=None, help="runs per case; median reported (default 3)")
     r.add_argument("--warmup", type=float, default=None, help="warm-up share of --count before each case (0.1)")
     r.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
+    r.add_argument(
+        "--server-reads",
+        choices=SERVER_READS,
+        default="handle",
+        help="how the rpcwire and reference servers read: 'handle' (Transport.handle, the logic runs as each read"
+        " is decoded; default) or 'iterate' (async for msg in t, await t.send(answer))",
+    )
     r.add_argument("--quick", action="store_true", help="a small matrix, small counts, 1 repeat: under a minute")
     o = parser.add_argument_group("output (the table always goes to stdout)")
     o.add_argument("--json", default=None, metavar="FILE", help="write results as JSON (docs/bench-json-schema.md)")
@@ -213,6 +223,7 @@ class BenchConfig:
     warmup: float
     loop: str
     quick: bool
+    server_reads: str = "handle"
     json_path: str | None = None
     plot_path: str | None = None
     markdown: bool = False
@@ -273,6 +284,7 @@ class BenchConfig:
             repeat=args.repeat or (1 if quick else 3),
             warmup=warmup,
             loop=args.loop,
+            server_reads=args.server_reads,
             quick=quick,
             json_path=args.json,
             plot_path=args.plot,

@@ -28,6 +28,7 @@ from .baselines import (
     NdjsonProtocol,
     NdjsonSubprocessProtocol,
     codec_override,
+    iterate_transport,
     serve_transport,
 )
 
@@ -204,9 +205,12 @@ class _McpConn(Conn):
 class Endpoint:
     """Opens connections for one :class:`Setup`; an async context manager that owns its children."""
 
-    def __init__(self, setup: Setup, loop: str = "asyncio", key_hex: str | None = None) -> None:
+    def __init__(
+        self, setup: Setup, loop: str = "asyncio", key_hex: str | None = None, server_reads: str = "handle"
+    ) -> None:
         self.setup = setup
         self.loop = loop
+        self.server_reads = server_reads
         self.key_hex = key_hex
         self.address: str | None = None
         self._server: Any = None
@@ -214,6 +218,21 @@ class Endpoint:
         self._conns: list[Conn] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._nats_node: Any = None
+
+    def server_cpu_s(self) -> float | None:
+        """CPU seconds the server process (unix and tcp: the one child serving every connection) has used,
+        all its threads, from Linux's per-thread scheduler statistics (nanoseconds); None elsewhere."""
+        proc = self._server
+        if proc is None or proc.returncode is not None:
+            return None
+        total = 0
+        try:
+            for task in os.listdir(f"/proc/{proc.pid}/task"):
+                with open(f"/proc/{proc.pid}/task/{task}/schedstat", encoding="ascii") as fh:
+                    total += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return total / 1e9
 
     # -- helpers
     def _env(self) -> dict[str, str]:
@@ -226,6 +245,7 @@ class Endpoint:
         s = self.setup
         argv = [sys.executable, "-m", "rpcwire.bench._peer", "--impl", s.impl, "--transport", transport]
         argv += ["--framing", s.framing, "--compression", s.compression, "--loop", self.loop]
+        argv += ["--reads", self.server_reads]
         if s.encrypted:
             argv.append("--encrypted")
         if self.address is not None:
@@ -346,7 +366,8 @@ class Endpoint:
         with codec_override(s.impl):
             if s.transport == "memory":
                 a, b = rpcwire.memory_pair(**opts)
-                task = asyncio.get_running_loop().create_task(serve_transport(b))
+                serve = iterate_transport if self.server_reads == "iterate" else serve_transport
+                task = asyncio.get_running_loop().create_task(serve(b))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 return _TransportConn(a)

@@ -39,6 +39,9 @@ class Result:
     mb_per_s: float
     latency_us: dict[str, float] | None
     ratios: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    #: Median over the runs of the server process's CPU time per message (per round trip in round-trip
+    #: modes), in microseconds; None where the server is not a process of its own (memory, stdio, nats).
+    server_cpu_us: float | None = None
 
     @classmethod
     def from_samples(cls, case: Case, samples: Sequence[Sample], count: int, clients: int) -> Result:
@@ -53,7 +56,9 @@ class Result:
             message_bytes = workloads.encoded_size(workloads.payload(case.size))
         else:
             message_bytes = workloads.encoded_size(workloads.response(case.size, 1))
-        return cls(case, count, clients, message_bytes, rates, median_rate, mb, latency)
+        cpu = [s.server_cpu_s / s.messages * 1e6 for s in samples if s.server_cpu_s is not None and s.messages]
+        server_cpu = statistics.median(cpu) if cpu and len(cpu) == len(samples) else None
+        return cls(case, count, clients, message_bytes, rates, median_rate, mb, latency, server_cpu_us=server_cpu)
 
     @property
     def spread(self) -> dict[str, float]:
@@ -79,6 +84,7 @@ class Result:
             "spread": self.spread,
             "runs_msgs_per_s": list(self.runs_msgs_per_s),
             "latency_us": self.latency_us,
+            "server_cpu_us": self.server_cpu_us,
             "ratios": dict(self.ratios),
         }
 
@@ -278,6 +284,7 @@ def print_table(results: Sequence[Result], baselines: Sequence[str], *, file: An
         ("p50 us", "right"),
         ("p99 us", "right"),
         ("p99.9 us", "right"),
+        ("srv CPU us", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for b in baselines:
@@ -296,6 +303,7 @@ def print_table(results: Sequence[Result], baselines: Sequence[str], *, file: An
             _fmt_us(r.latency_us, "p50"),
             _fmt_us(r.latency_us, "p99"),
             _fmt_us(r.latency_us, "p99_9"),
+            "-" if r.server_cpu_us is None else f"{r.server_cpu_us:.2f}",
             *(_fmt_ratio(r.ratios.get(b)) if b != c.impl else "" for b in baselines),
         )
     console.print(table)
@@ -438,6 +446,7 @@ JSON_SCHEMA: dict[str, Any] = {
                             },
                         ]
                     },
+                    "server_cpu_us": _NUM_OR_NULL,
                     "ratios": {
                         "type": "object",
                         "propertyNames": {"enum": ["reference", "asyncio", "floor", "mcp", "nats"]},

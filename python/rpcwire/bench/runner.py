@@ -72,7 +72,7 @@ class BenchRun:
                         continue
                     try:
                         endpoints[setup] = await stack.enter_async_context(
-                            Endpoint(setup, self.config.loop, self.key_hex)
+                            Endpoint(setup, self.config.loop, self.key_hex, self.config.server_reads)
                         )
                     except (asyncio.CancelledError, KeyboardInterrupt):
                         raise
@@ -162,20 +162,22 @@ class _Runner:
     async def sample(self) -> None:
         """One measured run."""
         case = self.case
+        cpu = self.endpoint.server_cpu_s
         if case.mode == "concurrent":
-            self.samples.append(await modes.concurrent(self.endpoint, case.size, self.count, self.clients))
+            self.samples.append(await modes.concurrent(self.endpoint, case.size, self.count, self.clients, cpu))
             return
         assert self._conn is not None
-        self.samples.append(await self._run(self._conn, self.count))
+        self.samples.append(await self._run(self._conn, self.count, cpu))
 
     async def stop(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self.endpoint.close_conn(conn)
 
-    def _run(self, conn: Conn, count: int) -> Any:
-        run = modes.throughput if self.case.mode == "throughput" else modes.roundtrip
-        return run(conn, self.case.size, count)
+    def _run(self, conn: Conn, count: int, server_cpu: modes.CpuClock = modes.no_clock) -> Any:
+        if self.case.mode == "throughput":
+            return modes.throughput(conn, self.case.size, count, server_cpu)
+        return modes.roundtrip(conn, self.case.size, count, server_cpu=server_cpu)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
