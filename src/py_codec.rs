@@ -351,6 +351,14 @@ impl Codec {
         Ok(items)
     }
 
+    /// `feed` of bytes the caller holds (a slice of a read `ProtocolCore` decodes a part at a time).
+    pub(crate) fn feed_list_slice<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        self.budget.inflated = 0;
+        let items = PyList::empty(py);
+        self.feed_slice(py, data, &mut Sink::List(&items))?;
+        Ok(items)
+    }
+
     /// `feed_each` of `data`, or of its first `limit` bytes.
     pub(crate) fn feed_handing<'py>(
         &mut self,
@@ -782,7 +790,12 @@ fn answerable_id<'py>(msg: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 }
 
 /// Copy a bytes-like object's contents (at most `limit` bytes of them) into `out` (which is empty).
-fn copy_buffer_into(py: Python<'_>, data: &Bound<'_, PyAny>, limit: Option<usize>, out: &mut Vec<u8>) -> PyResult<()> {
+pub(crate) fn copy_buffer_into(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    limit: Option<usize>,
+    out: &mut Vec<u8>,
+) -> PyResult<()> {
     if copy_contiguous_into(data, limit, out)? {
         return Ok(());
     }

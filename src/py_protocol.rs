@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PySlice};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::py_codec::Codec;
+use crate::py_codec::{copy_buffer_into, Codec};
 
 /// Write-buffer high-water mark: above it `send` waits.
 const WRITE_HIGH_WATER: usize = 2 * 1024 * 1024;
@@ -34,6 +34,15 @@ const FLUSH_TARGET_BYTES: usize = 256 * 1024;
 const QUEUE_MAX_ITEMS: usize = 4096;
 /// Unread bytes (as received) that make the protocol stop reading.
 const QUEUE_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Reads longer than this, for a reader (no handler), are decoded a slice at a time as the reader takes the
+/// items: a 256 KiB read of small messages decoded at once is ~1700 dicts alive together until the last is
+/// taken, which sets off `CPython`'s cyclic GC over them again and again (a tenth of a server's CPU).
+const LAZY_MIN: usize = 32 * 1024;
+/// How much of such a read is decoded at a time (~80 small messages: fewer live containers than the GC's
+/// first threshold).
+const LAZY_SLICE: usize = 16 * 1024;
+/// The most of a read kept for lazy decoding between reads (a bigger buffer is freed once decoded).
+const LAZY_KEEP: usize = 256 * 1024;
 
 /// The state of one connection and its hot paths (see the module docs; `RpcProtocol` documents the rules).
 #[pyclass(module = "rpcwire._core", subclass)]
@@ -78,6 +87,9 @@ pub struct ProtocolCore {
     inline_sends: usize,
     /// The buffer `get_buffer` handed out (the thread's shared read buffer).
     rbuf: Option<Py<PyAny>>,
+    /// A read not decoded yet (after its first `pending_at` bytes): see [`LAZY_MIN`].
+    pending: Vec<u8>,
+    pending_at: usize,
     /// Bytes of the items waiting in `queue`, as received.
     #[pyo3(get, name = "_queued_bytes")]
     queued_bytes: usize,
@@ -181,6 +193,8 @@ impl ProtocolCore {
             send_error: None,
             inline_sends: 0,
             rbuf: None,
+            pending: Vec::new(),
+            pending_at: 0,
             queued_bytes: 0,
             partial_bytes: 0,
             reading_paused: false,
@@ -281,10 +295,20 @@ impl ProtocolCore {
         dropped
     }
 
-    /// Handler mode on (`Transport.handle`).
-    fn _start_handler(&mut self, handler: Py<PyAny>) {
-        self.handler = Some(handler);
-        self.handler_error = None;
+    /// Handler mode on (`Transport.handle`); what a reader left undecoded is queued first, so the handler
+    /// gets it (with the queue) before what arrives next.
+    #[pyo3(signature = (handler, /))]
+    fn _start_handler(slf: &Bound<'_, Self>, handler: Py<PyAny>) -> PyResult<()> {
+        Self::decode_pending(slf, true)?;
+        let mut this = slf.borrow_mut();
+        this.handler = Some(handler);
+        this.handler_error = None;
+        Ok(())
+    }
+
+    /// Decode and queue the rest of a read decoded lazily (before the end of input is fed).
+    fn _decode_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::decode_pending(slf, true).map(|_| ())
     }
 
     /// Handler mode off; `error` (what the handler raised, or None) is for `handle` to raise.
@@ -401,9 +425,19 @@ impl ProtocolCore {
     fn _take(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
         let py = slf.py();
         let queue = slf.borrow().queue.clone_ref(py).into_bound(py);
-        let queued = queue.len()?;
+        let mut queued = queue.len()?;
         if queued == 0 {
-            return Ok(None);
+            if !slf.borrow().has_pending() {
+                return Ok(None);
+            }
+            Self::decode_some(slf)?;
+            queued = queue.len()?;
+            if queued == 0 {
+                // The rest of the read held no whole message: the queue is empty now, so reading resumes if
+                // it was paused (as after the last item is taken).
+                Self::_after_pop(slf)?;
+                return Ok(None);
+            }
         }
         let item = queue.call_method0(intern!(py, "popleft"))?;
         if queued == 1 || slf.borrow().reading_paused {
@@ -419,7 +453,7 @@ impl ProtocolCore {
         let queued = queue.bind(py).len()?;
         let resume = {
             let mut this = slf.borrow_mut();
-            if queued == 0 {
+            if queued == 0 && !this.has_pending() {
                 this.queued_bytes = 0;
             }
             this.reading_paused && queued <= QUEUE_MAX_ITEMS / 4 && this.queued_bytes < QUEUE_MAX_BYTES && !this.eof
@@ -665,6 +699,71 @@ impl ProtocolCore {
 }
 
 impl ProtocolCore {
+    fn has_pending(&self) -> bool {
+        self.pending_at < self.pending.len()
+    }
+
+    /// Decode slices of the pending read until one yields an item (a slice inside one long message: the
+    /// rest at once), or nothing is left.
+    fn decode_some(slf: &Bound<'_, Self>) -> PyResult<()> {
+        while slf.borrow().has_pending() {
+            if Self::decode_pending(slf, false)? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Decode the next slice of the pending read (`all`: the rest of it) and queue its items; whether there
+    /// were any. A fatal error ends the stream as in `received` (and drops what is left).
+    fn decode_pending(slf: &Bound<'_, Self>, all: bool) -> PyResult<bool> {
+        let py = slf.py();
+        let (pending, at, fast) = {
+            let mut this = slf.borrow_mut();
+            if !this.has_pending() {
+                return Ok(false);
+            }
+            let fast = this.fast.as_ref().map(|c| c.clone_ref(py));
+            (std::mem::take(&mut this.pending), this.pending_at, fast)
+        };
+        let Some(codec) = fast else {
+            return Ok(false);
+        };
+        let end = if all {
+            pending.len()
+        } else {
+            (at + LAZY_SLICE).min(pending.len())
+        };
+        let fed = codec.bind(py).try_borrow_mut().map_err(PyErr::from).and_then(|mut c| {
+            let items = c.feed_list_slice(py, &pending[at..end])?;
+            slf.borrow_mut().partial_bytes += c.take_inflated();
+            Ok(items)
+        });
+        {
+            let mut this = slf.borrow_mut();
+            let mut pending = pending;
+            if end == pending.len() || fed.is_err() {
+                pending.clear();
+                if pending.capacity() > LAZY_KEEP {
+                    pending = Vec::new();
+                }
+                this.pending_at = 0;
+            } else {
+                this.pending_at = end;
+            }
+            this.pending = pending;
+        }
+        match fed {
+            Ok(items) if items.is_empty() => Ok(false),
+            Ok(items) => Self::_push(slf, items.as_any()).map(|()| true),
+            Err(error) if error.is_instance_of::<PyException>(py) => {
+                slf.call_method1(intern!(py, "_fatal"), (error.value(py),))?;
+                Ok(true)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     fn codec_refs(&self, py: Python<'_>) -> CodecRefs {
         CodecRefs {
             fast: self.fast.as_ref().map(|c| c.clone_ref(py)),
@@ -696,6 +795,23 @@ impl ProtocolCore {
         };
         if let Some(handler) = handler {
             return Self::feed_each(slf, &refs, data, limit, handler.into_bound(py));
+        }
+        if refs.fast.is_some() && slf.borrow().handler.is_none() {
+            // Earlier bytes first, then this read: lazily when it is long.
+            Self::decode_pending(slf, true)?;
+            if len > LAZY_MIN && !slf.borrow().eof {
+                let mut pending = std::mem::take(&mut slf.borrow_mut().pending);
+                pending.clear();
+                let copied = copy_buffer_into(py, data, limit, &mut pending);
+                {
+                    let mut this = slf.borrow_mut();
+                    this.pending = pending;
+                    this.pending_at = 0;
+                    this.partial_bytes += len;
+                }
+                copied?;
+                return Self::decode_some(slf);
+            }
         }
         let fed = match &refs.fast {
             Some(codec) => codec.bind(py).try_borrow_mut().map_err(PyErr::from).and_then(|mut c| {

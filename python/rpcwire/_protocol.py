@@ -24,6 +24,10 @@ Flow control:
 * receive side: when more than ``QUEUE_MAX_ITEMS`` items or ``QUEUE_MAX_BYTES`` bytes wait unread, the protocol
   calls ``pause_reading``; it resumes when the reader has drained the queue to a quarter of the item bound (and
   below the byte bound). The codec itself never buffers more than one frame (``max_frame_size``).
+* a long read (over 32 KiB) for a reader is kept undecoded and decoded 16 KiB at a time as the reader takes
+  its items, so a read of small messages does not build ~1700 dicts that live together (and keep CPython's
+  cyclic GC walking them) until the last is taken. The bytes count against the queue's byte bound when they
+  arrive; a new read first decodes the rest of the last one, so at most one read waits undecoded.
 """
 
 from __future__ import annotations
@@ -304,6 +308,9 @@ class RpcProtocol(ProtocolCore, asyncio.BufferedProtocol):
     # ----------------------------------------------------------------- state changes
     def _feed_eof(self) -> None:
         if self._eof:
+            return
+        self._decode_pending()  # the rest of a read a reader had not reached yet, before the end
+        if self._eof:  # it held a fatal error
             return
         try:
             items = self._codec.feed(b"")

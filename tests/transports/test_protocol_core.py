@@ -176,3 +176,126 @@ def test_buffer_updated_before_get_buffer_is_an_error() -> None:
             proto.buffer_updated(10)
 
     asyncio.run(main())
+
+
+# --- long reads, decoded as the reader takes them (src/py_protocol.rs: LAZY_MIN, LAZY_SLICE) ----------------
+
+
+def _requests(n: int) -> list[dict[str, Any]]:
+    return [request(i, k="x" * 20) for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["memory", "unix"])
+def test_a_long_read_is_decoded_as_the_reader_takes_it(run: Any, kind: str) -> None:
+    """2000 messages in one write: a reader finds a slice of them decoded, not the whole read, and gets every
+    message in order; the counters come out whole."""
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            if kind == "memory":
+                a, b = rpcwire.memory_pair()
+                server = None
+            else:
+                accepted: asyncio.Queue[rpcwire.Transport] = asyncio.Queue()
+                release = asyncio.Event()
+
+                async def hold(t: rpcwire.Transport) -> None:  # the connection lives while the handler runs
+                    await accepted.put(t)
+                    await release.wait()
+
+                server = await rpcwire.serve(hold, f"unix://{os.path.join(tmp, 's.sock')}")
+                a = await rpcwire.connect(server.address)
+                b = await accepted.get()
+            await a.send_many(_requests(2000))
+            first = await b.receive()
+            assert first["id"] == 0
+            assert len(b._proto._queue) < 400  # a slice of the read (~16 KiB), not all 2000 messages
+            got = [first["id"]] + [(await b.receive())["id"] for _ in range(1999)]
+            assert got == list(range(2000))
+            assert b.stats.messages_in == 2000
+            await a.close()
+            with pytest.raises(rpcwire.ConnectionClosed):
+                await b.receive()
+            await b.close()
+            if server is not None:
+                release.set()
+                server.close()
+                await server.wait_closed()
+
+    run(main())
+
+
+def test_the_rest_of_a_long_read_reaches_a_handler_started_after_it(run: Any) -> None:
+    """A reader takes one message of a long read and then starts ``handle``: the handler gets the others, in
+    order, without any more data arriving."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        await a.send_many(_requests(2000))
+        assert (await b.receive())["id"] == 0
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        def handler(msg: Any) -> None:
+            seen.append(msg["id"])
+            if len(seen) == 1999:
+                done.set()
+
+        handling = asyncio.create_task(b.handle(handler))
+        await asyncio.wait_for(done.wait(), 5)
+        assert seen == list(range(1, 2000))
+        await a.close()
+        await asyncio.wait_for(handling, 5)
+        await b.close()
+
+    run(main())
+
+
+def test_a_long_read_then_the_end_delivers_everything_first(run: Any) -> None:
+    """The peer writes a long read and closes at once: ``async for`` gets all of it, then ends."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        await a.send_many(_requests(3000))
+        await a.close()
+        assert [m["id"] async for m in b] == list(range(3000))
+        await b.close()
+
+    run(main())
+
+
+def test_a_fatal_frame_inside_a_long_read_comes_after_the_messages_before_it(run: Any) -> None:
+    """One write: 1000 frames, a header over ``max_frame_size``, more frames. The reader gets the 1000, then
+    the stream's error once, then ``ConnectionClosed``; nothing after the bad frame."""
+
+    async def main() -> None:
+        opts: dict[str, Any] = {"framing": "length", "max_frame_size": 10_000}
+        a, b = rpcwire.memory_pair(**opts)
+        codec = rpcwire.Codec(**opts)
+        good = codec.encode_many(_requests(1000))
+        assert len(good) > 40_000
+        a._proto._wt.write(good + (50_000).to_bytes(4, "big") + codec.encode_many(_requests(10)))
+        got = [(await b.receive())["id"] for _ in range(1000)]
+        assert got == list(range(1000))
+        with pytest.raises(rpcwire.FrameTooLarge):
+            await b.receive()
+        with pytest.raises(rpcwire.ConnectionClosed):
+            await b.receive()
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_long_messages_across_slices_arrive_whole(run: Any) -> None:
+    """Messages longer than a slice, between small ones, in one read: each arrives whole."""
+
+    async def main() -> None:
+        a, b = rpcwire.memory_pair()
+        msgs = [request(0), request(1, blob="y" * 100_000), request(2), request(3, blob="z" * 40_000), request(4)]
+        await a.send_many(msgs)
+        assert [await b.receive() for _ in msgs] == msgs
+        await a.close()
+        await b.close()
+
+    run(main())
