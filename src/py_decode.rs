@@ -346,6 +346,15 @@ impl Decoder {
                     members.note(error_key, kind);
                     value
                 }
+                // Most members are strings: their path without the call and the (value, kind) result.
+                _ if peek == Peek::String => {
+                    let (s, ascii) = jiter.known_text()?;
+                    self.values.get(py, s, ascii, VALUE_MAX_LEN)?.into_any()
+                }
+                // Nested objects too, where no stack check is due.
+                _ if peek == Peek::Object && (depth + 1) % STACK_CHECK_EVERY != STACK_CHECK_EVERY - 1 => {
+                    self.object(py, jiter, depth + 1, Record::Nothing)?
+                }
                 _ => self.value(py, jiter, peek, depth + 1)?.0,
             };
             // SAFETY: the GIL is held; `dict`, `key` and `value` are live objects we own (`dict` is new and
@@ -414,7 +423,12 @@ impl Decoder {
             if self.stack.len() - start == max_len {
                 return Err(DecodeError::Batch(max_len));
             }
-            let (item, _) = self.value(py, jiter, peek, depth + 1)?;
+            let item = if peek == Peek::String {
+                let (s, ascii) = jiter.known_text()?;
+                self.values.get(py, s, ascii, VALUE_MAX_LEN)?.into_any()
+            } else {
+                self.value(py, jiter, peek, depth + 1)?.0
+            };
             self.stack.push(item.unbind());
             next = jiter.array_step()?;
         }
