@@ -703,8 +703,7 @@ impl ProtocolCore {
         self.pending_at < self.pending.len()
     }
 
-    /// Decode slices of the pending read until one yields an item (a slice inside one long message: the
-    /// rest at once), or nothing is left.
+    /// Decode slices of the pending read until one yields an item (or ends the stream), or nothing is left.
     fn decode_some(slf: &Bound<'_, Self>) -> PyResult<()> {
         while slf.borrow().has_pending() {
             if Self::decode_pending(slf, false)? {
@@ -714,20 +713,20 @@ impl ProtocolCore {
         Ok(())
     }
 
-    /// Decode the next slice of the pending read (`all`: the rest of it) and queue its items; whether there
-    /// were any. A fatal error ends the stream as in `received` (and drops what is left).
+    /// Decode the next slice of the pending read (`all`: the rest of it) and queue its items; whether anything
+    /// came of it. A fatal error ends the stream as in `received` (and drops what is left). Only a Rust codec
+    /// leaves a read pending.
     fn decode_pending(slf: &Bound<'_, Self>, all: bool) -> PyResult<bool> {
         let py = slf.py();
-        let (pending, at, fast) = {
+        let (pending, at, codec) = {
             let mut this = slf.borrow_mut();
+            let Some(codec) = this.fast.as_ref().map(|c| c.clone_ref(py)) else {
+                return Ok(false);
+            };
             if !this.has_pending() {
                 return Ok(false);
             }
-            let fast = this.fast.as_ref().map(|c| c.clone_ref(py));
-            (std::mem::take(&mut this.pending), this.pending_at, fast)
-        };
-        let Some(codec) = fast else {
-            return Ok(false);
+            (std::mem::take(&mut this.pending), this.pending_at, codec)
         };
         let end = if all {
             pending.len()
@@ -753,15 +752,7 @@ impl ProtocolCore {
             }
             this.pending = pending;
         }
-        match fed {
-            Ok(items) if items.is_empty() => Ok(false),
-            Ok(items) => Self::_push(slf, items.as_any()).map(|()| true),
-            Err(error) if error.is_instance_of::<PyException>(py) => {
-                slf.call_method1(intern!(py, "_fatal"), (error.value(py),))?;
-                Ok(true)
-            }
-            Err(error) => Err(error),
-        }
+        Self::queue_fed(slf, fed, 0)
     }
 
     fn codec_refs(&self, py: Python<'_>) -> CodecRefs {
@@ -800,16 +791,22 @@ impl ProtocolCore {
             // Earlier bytes first, then this read: lazily when it is long.
             Self::decode_pending(slf, true)?;
             if len > LAZY_MIN && !slf.borrow().eof {
+                // Empty: the rest of the last read was decoded just above.
                 let mut pending = std::mem::take(&mut slf.borrow_mut().pending);
-                pending.clear();
                 let copied = copy_buffer_into(py, data, limit, &mut pending);
+                if copied.is_err() {
+                    pending.clear();
+                }
                 {
                     let mut this = slf.borrow_mut();
                     this.pending = pending;
                     this.pending_at = 0;
-                    this.partial_bytes += len;
                 }
-                copied?;
+                if let Err(error) = copied {
+                    // As when the codec copies a read itself: a MemoryError ends the stream.
+                    return Self::queue_fed(slf, Err(error), 0).map(drop);
+                }
+                slf.borrow_mut().partial_bytes += len;
                 return Self::decode_some(slf);
             }
         }
@@ -826,20 +823,28 @@ impl ProtocolCore {
                 .call_method1(intern!(py, "feed"), (chunk(data, limit)?,))
                 .and_then(|items| items.cast_into::<PyList>().map_err(PyErr::from)),
         };
+        Self::queue_fed(slf, fed, len).map(drop)
+    }
+
+    /// Queue what a feed returned, `len` more bytes counting as received, or end the stream at its fatal
+    /// error; whether anything came of it.
+    fn queue_fed(slf: &Bound<'_, Self>, fed: PyResult<Bound<'_, PyList>>, len: usize) -> PyResult<bool> {
+        let py = slf.py();
         let items = match fed {
             Ok(items) => items,
             // A fatal codec error (or a codec bug): the stream ends here.
             Err(error) if error.is_instance_of::<PyException>(py) => {
                 slf.call_method1(intern!(py, "_fatal"), (error.value(py),))?;
-                return Ok(());
+                return Ok(true);
             }
             Err(error) => return Err(error),
         };
         slf.borrow_mut().partial_bytes += len;
-        if !items.is_empty() {
-            Self::_push(slf, items.as_any())?;
+        if items.is_empty() {
+            return Ok(false);
         }
-        Ok(())
+        Self::_push(slf, items.as_any())?;
+        Ok(true)
     }
 
     /// Handler mode: decode a chunk, each item straight to the handler (`RpcProtocol.dispatch` has the rules).
