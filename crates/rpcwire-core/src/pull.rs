@@ -94,7 +94,9 @@ impl<'j> Pull<'j> for Jiter<'j> {
     }
 }
 
-/// Longest string [`Scan`] reads itself (in bytes); longer ones go to jiter's SIMD string decoder.
+/// How far [`Scan`] looks for a string's closing quote itself, in whole 8-byte words from its opening quote:
+/// strings of up to this many bytes (and a few more, to the end of the word that holds this one) are read
+/// here; longer ones go to jiter's SIMD string decoder.
 pub const SHORT_STRING: usize = 64;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -172,8 +174,8 @@ impl<'j> Scan<'j> {
         }
     }
 
-    /// The string whose opening quote is at the current position, when it is at most [`SHORT_STRING`] bytes
-    /// of ASCII without escapes or control characters: its text, and the index after its closing quote.
+    /// The string whose opening quote is at the current position, when it is short (see [`SHORT_STRING`]) and
+    /// ASCII without escapes or control characters: its text, and the index after its closing quote.
     #[inline(always)]
     fn short_string(&self) -> Option<(&'j str, usize)> {
         let start = self.index + 1;
