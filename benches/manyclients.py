@@ -29,17 +29,16 @@ from collections.abc import Iterator
 
 import orjson
 from rpcwire.bench import workloads
+from rpcwire.bench.impls import process_cpu_s
 
 SIZE = 150
 
 
 def server_cpu_s(pid: int) -> float:
-    """CPU seconds process `pid` has used, all its threads (Linux scheduler statistics, nanoseconds)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as fh:
-            total += int(fh.read().split()[0])
-    return total / 1e9
+    cpu = process_cpu_s(pid)
+    if cpu is None:
+        raise RuntimeError(f"cannot read the CPU time of process {pid} (Linux's /proc/<pid>/task/*/schedstat)")
+    return cpu
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from .._compat import Runner
-from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, iterate_transport, serve_transport
+from .baselines import FloorProtocol, NdjsonProtocol, ServerLogic, codec_override, transport_server
 from .config import SERVER_READS
 
 log = logging.getLogger("rpcwire.bench.peer")
@@ -68,7 +68,7 @@ async def _serve_rpcwire(args: argparse.Namespace) -> None:
     import rpcwire
 
     opts = codec_kwargs(args.framing, args.compression, args.encrypted)
-    serve = iterate_transport if args.reads == "iterate" else serve_transport
+    serve = transport_server(args.reads)
 
     with codec_override(args.impl):
         if args.transport == "stdio":

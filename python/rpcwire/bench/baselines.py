@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from . import workloads
@@ -81,6 +81,11 @@ async def iterate_transport(t: Any) -> None:
         answer = on_message(msg)
         if answer is not None:
             await send(answer)
+
+
+def transport_server(reads: str) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """The rpcwire/reference bench server for ``--server-reads`` `reads` ("handle" or "iterate")."""
+    return iterate_transport if reads == "iterate" else serve_transport
 
 
 class NdjsonProtocol(asyncio.Protocol):

@@ -28,11 +28,10 @@ from .baselines import (
     NdjsonProtocol,
     NdjsonSubprocessProtocol,
     codec_override,
-    iterate_transport,
-    serve_transport,
+    transport_server,
 )
 
-__all__ = ("Conn", "Endpoint", "Setup", "kill_all_children")
+__all__ = ("Conn", "Endpoint", "Setup", "kill_all_children", "process_cpu_s")
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 3.0
@@ -202,6 +201,19 @@ class _McpConn(Conn):
         await self._stack.aclose()
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds process `pid` has used, all its threads, from Linux's per-thread scheduler statistics
+    (nanoseconds); None where they cannot be read (another OS, the process gone)."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as fh:
+                total += int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
 class Endpoint:
     """Opens connections for one :class:`Setup`; an async context manager that owns its children."""
 
@@ -220,19 +232,12 @@ class Endpoint:
         self._nats_node: Any = None
 
     def server_cpu_s(self) -> float | None:
-        """CPU seconds the server process (unix and tcp: the one child serving every connection) has used,
-        all its threads, from Linux's per-thread scheduler statistics (nanoseconds); None elsewhere."""
+        """CPU seconds the server process (unix and tcp: the one child serving every connection) has used (see
+        :func:`process_cpu_s`); None where there is no such process."""
         proc = self._server
         if proc is None or proc.returncode is not None:
             return None
-        total = 0
-        try:
-            for task in os.listdir(f"/proc/{proc.pid}/task"):
-                with open(f"/proc/{proc.pid}/task/{task}/schedstat", encoding="ascii") as fh:
-                    total += int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return total / 1e9
+        return process_cpu_s(proc.pid)
 
     # -- helpers
     def _env(self) -> dict[str, str]:
@@ -366,8 +371,7 @@ class Endpoint:
         with codec_override(s.impl):
             if s.transport == "memory":
                 a, b = rpcwire.memory_pair(**opts)
-                serve = iterate_transport if self.server_reads == "iterate" else serve_transport
-                task = asyncio.get_running_loop().create_task(serve(b))
+                task = asyncio.get_running_loop().create_task(transport_server(self.server_reads)(b))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 return _TransportConn(a)
